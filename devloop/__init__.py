@@ -1,0 +1,5 @@
+"""devloop: the Kubernetes inner loop in milliseconds."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

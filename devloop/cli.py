@@ -1,0 +1,121 @@
+"""The command line: parse with click, call a command function, map errors to exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from devloop import __version__
+from devloop.errors import EXIT_INTERRUPTED, EXIT_USAGE, DevloopError
+
+
+@dataclass(frozen=True)
+class Options:
+    """Options every command shares, set on the group."""
+
+    directory: Path
+    output: str  # text | json
+
+
+def _profile_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "-p", "--profile", "profiles", multiple=True, metavar="PROFILE",
+        help="Apply this profile (repeatable). Default: the profiles whose activation matches.",
+    )(f)
+
+
+def _format_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--output", "fmt", type=click.Choice(["text", "json"]), default=None,
+        help="text for people, json for one event per line (default: the group's --output).",
+    )(f)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="devloop")
+@click.option("-C", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              help="Run as if devloop was started in DIR.", metavar="DIR")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="How to report: text for people, json for one event per line.")
+@click.pass_context
+def cli(ctx: click.Context, directory: Path, output: str) -> None:
+    """devloop: code, see it running, code again - in milliseconds.
+
+    Hot-syncs changed files into running containers, or rebuilds and redeploys,
+    from one devloop.yaml, on the local Docker engine or any Kubernetes cluster.
+    """
+    if not directory.is_dir():
+        raise click.BadParameter(f"'{directory}' is not a directory", param_hint="-C")
+    ctx.obj = Options(directory=directory.resolve(), output=output)
+
+
+def _opts(ctx: click.Context, fmt: str | None = None) -> Options:
+    o: Options = ctx.obj
+    return Options(o.directory, fmt or o.output)
+
+
+@cli.command()
+@_profile_option
+@click.option("-o", "--output", "dest", default="-", metavar="DIR|-",
+              help="Write one multi-document YAML to stdout (-), or one file per object into DIR.")
+@click.option("--image", "images", multiple=True, metavar="SERVICE=REF",
+              help="Use REF as SERVICE's image instead of the computed tag (repeatable).")
+@click.option("--build-report", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Pin the image digests recorded by `devloop build --report FILE`.")
+@click.option("--validate", is_flag=True, help="Check every object against the Kubernetes schemas.")
+@click.option("--kube-version", default=None, metavar="X.Y", help="Kubernetes version for --validate.")
+@click.argument("services", nargs=-1)
+@click.pass_context
+def render(ctx: click.Context, profiles: tuple[str, ...], dest: str, images: tuple[str, ...],
+           build_report: Path | None, validate: bool, kube_version: str | None, services: tuple[str, ...]) -> None:
+    """Print the manifests, with pinned image references, for GitOps."""
+    from devloop.commands import render as cmd
+
+    overrides = {}
+    for item in images:
+        name, sep, ref = item.partition("=")
+        if not sep or not name or not ref:
+            raise click.BadParameter(f"'{item}' is not SERVICE=REF", param_hint="--image")
+        overrides[name] = ref
+    ctx.exit(cmd.run(_opts(ctx).directory, profiles=profiles, dest=dest, overrides=overrides,
+                     build_report=build_report, validate=validate, kube_version=kube_version,
+                     services=services))
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of devloop.yaml (for yaml-language-server and editors)."""
+    from devloop.schema import json_schema
+
+    click.echo(json_schema(), nl=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: the one place errors become messages and exit codes."""
+    sys.exit(run(argv))
+
+
+def run(argv: list[str] | None = None) -> int:
+    try:
+        cli.main(args=argv, prog_name="devloop", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except DevloopError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except BrokenPipeError:  # `devloop render | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return 0

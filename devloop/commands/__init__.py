@@ -1,0 +1,1 @@
+"""One module per command: plain functions that take explicit arguments and return an exit code."""

@@ -1,0 +1,250 @@
+"""Render each service's Jinja manifests into labelled, ordered Kubernetes objects."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shlex
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from devloop import yamlio
+from devloop.errors import TemplateError
+
+if False:  # pragma: no cover - typing only, avoids an import cycle with config
+    from devloop.project import Project, Service
+
+ARCHETYPES = ("web", "worker")
+
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_PART_OF = "app.kubernetes.io/part-of"
+LABEL_SERVICE = "devloop.dev/service"
+
+# Namespaces first, then what workloads read, then Services, then the workloads.
+_KIND_ORDER = [
+    "Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
+    "Role", "RoleBinding", "ConfigMap", "Secret", "PersistentVolume", "PersistentVolumeClaim",
+    "Service", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod", "Ingress",
+]
+_CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
+                   "PersistentVolume", "StorageClass", "PriorityClass"}
+WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One rendered Kubernetes object and where it came from."""
+
+    obj: dict[str, Any]
+    service: str
+    template: str
+
+    @property
+    def kind(self) -> str:
+        return str(self.obj["kind"])
+
+    @property
+    def name(self) -> str:
+        return str(self.obj["metadata"]["name"])
+
+    @property
+    def namespace(self) -> str | None:
+        ns = self.obj["metadata"].get("namespace")
+        return str(ns) if ns else None
+
+    def pod_templates(self) -> list[dict[str, Any]]:
+        """The pod template(s) inside a workload, or the pod itself."""
+        spec = self.obj.get("spec") or {}
+        if self.kind in WORKLOADS:
+            return [spec.get("template") or {}]
+        if self.kind == "CronJob":
+            return [((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}]
+        if self.kind == "Pod":
+            return [self.obj]
+        return []
+
+
+def builtin_templates() -> Path:
+    try:
+        return Path(str(resources.files("devloop.templates")))
+    except ModuleNotFoundError:  # running from a source tree that is not installed
+        return Path(__file__).resolve().parent.parent / "templates"
+
+
+def render(
+    project: Project,
+    images: Mapping[str, str],
+    services: Iterable[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> list[Manifest]:
+    """Render `services` (all by default) with `images` (service → reference)."""
+    env = _environment(project.root)
+    out: list[Manifest] = []
+    for name in services if services is not None else project.services:
+        svc = project.services[name]
+        context = _context(project, svc, images, environ)
+        for template in _templates(project, svc):
+            out.extend(_render_one(env, template, context, project, svc))
+    _check_unique(out)
+    return sorted(out, key=_order)
+
+
+def dump(manifests: Iterable[Manifest]) -> str:
+    """One multi-document YAML stream, byte-identical for identical input."""
+    return "".join("---\n" + yamlio.dump(m.obj) for m in manifests)
+
+
+def _environment(root: Path) -> jinja2.Environment:
+    loader = jinja2.PrefixLoader(
+        {"builtin": jinja2.FileSystemLoader(str(builtin_templates())), "project": jinja2.FileSystemLoader(str(root))},
+        delimiter=":",
+    )
+    env = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             autoescape=False)
+    env.filters.update(
+        to_yaml=lambda v, indent=0: _indent(yamlio.dump(v).rstrip("\n"), indent),
+        to_json=lambda v: json.dumps(v, sort_keys=True),
+        b64encode=lambda v: base64.b64encode(str(v).encode()).decode(),
+        b64decode=lambda v: base64.b64decode(str(v)).decode(),
+        quote=lambda v: json.dumps(str(v)),
+        shquote=lambda v: shlex.quote(str(v)),
+    )
+    return env
+
+
+def _indent(text: str, width: int) -> str:
+    if not width:
+        return text
+    pad = " " * width
+    return "\n".join((pad + line) if i and line else line for i, line in enumerate(text.splitlines()))
+
+
+def _templates(project: Project, svc: Service) -> list[str]:
+    if svc.manifests:
+        return ["project:" + p.relative_to(project.root).as_posix() if p.is_relative_to(project.root)
+                else "project:" + os.path.relpath(p, project.root) for p in svc.manifests]
+    return [f"builtin:{svc.archetype}.yaml.j2"]
+
+
+def _context(project: Project, svc: Service, images: Mapping[str, str], environ: Mapping[str, str] | None) -> dict[str, Any]:
+    values = {**project.values, **svc.values}
+    return {
+        "project": project.name,
+        "namespace": project.namespace,
+        "profile": project.profiles[-1] if project.profiles else "",
+        "profiles": list(project.profiles),
+        "service": {
+            "name": svc.name,
+            "image": images.get(svc.name, svc.image),
+            "ports": [{"local": p.local, "container": p.container} for p in svc.ports],
+            "env": dict(svc.env),
+            "values": dict(svc.values),
+        },
+        "name": svc.name,
+        "image": images.get(svc.name, f"{svc.image}:latest"),
+        "images": dict(images),
+        "values": values,
+        "env": dict(os.environ if environ is None else environ),
+    }
+
+
+def _render_one(env: jinja2.Environment, template: str, context: dict[str, Any], project: Project, svc: Service) -> list[Manifest]:
+    shown = template.split(":", 1)[1]
+    if template.startswith("builtin:"):
+        shown = f"archetype {svc.archetype} ({shown})"
+    try:
+        text = env.get_template(template).render(context)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"{shown}:{exc.lineno}: {exc.message}") from None
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateError(f"{shown}: template '{exc.name}' not found") from None
+    except Exception as exc:  # any error raised while rendering: name the template line
+        raise TemplateError(f"{shown}:{_template_line(template, exc)}: {_describe(exc)}") from None
+    try:
+        docs = yamlio.load_all(text)
+    except ValueError as exc:
+        raise TemplateError(f"{shown}: rendered output is not valid YAML: {exc}") from None
+    out = []
+    for i, obj in enumerate(docs):
+        if obj is None:
+            continue
+        _require_object(obj, shown, i)
+        _label(obj, project, svc)
+        out.append(Manifest(obj=_ordered(obj), service=svc.name, template=shown))
+    return out
+
+
+def _template_line(template: str, exc: BaseException) -> int | str:
+    name = template.split(":", 1)[1]
+    tb = exc.__traceback__
+    line: int | str = "?"
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(name):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, jinja2.UndefinedError):
+        return f"undefined value: {exc.message}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _require_object(obj: Any, template: str, index: int) -> None:
+    what = f"{template}: document {index + 1}"
+    if not isinstance(obj, dict):
+        raise TemplateError(f"{what} is not a Kubernetes object (got {type(obj).__name__})")
+    for key in ("apiVersion", "kind"):
+        if not obj.get(key):
+            raise TemplateError(f"{what} is not a Kubernetes object: missing '{key}'")
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or not meta.get("name"):
+        raise TemplateError(f"{what} ({obj['kind']}) is not a Kubernetes object: missing 'metadata.name'")
+
+
+def _label(obj: dict[str, Any], project: Project, svc: Service) -> None:
+    labels = {LABEL_MANAGED_BY: "devloop", LABEL_PART_OF: project.name, LABEL_SERVICE: svc.name}
+    meta = obj["metadata"]
+    meta["labels"] = {**(meta.get("labels") or {}), **labels}
+    if obj["kind"] not in _CLUSTER_SCOPED:
+        meta.setdefault("namespace", project.namespace)
+    head = {k: meta[k] for k in ("name", "namespace", "labels") if k in meta}
+    obj["metadata"] = {**head, **{k: v for k, v in meta.items() if k not in head}}
+    for pod in Manifest(obj, svc.name, "").pod_templates():
+        if pod is obj:
+            continue
+        pmeta = pod.setdefault("metadata", {})
+        pmeta["labels"] = {**(pmeta.get("labels") or {}), **labels}
+
+
+def _ordered(obj: dict[str, Any]) -> dict[str, Any]:
+    head = {k: obj[k] for k in ("apiVersion", "kind", "metadata") if k in obj}
+    return {**head, **{k: v for k, v in obj.items() if k not in head}}
+
+
+def _order(m: Manifest) -> tuple[int, str, str, str]:
+    rank = _KIND_ORDER.index(m.kind) if m.kind in _KIND_ORDER else len(_KIND_ORDER)
+    return (rank, m.namespace or "", m.kind, m.name)
+
+
+def _check_unique(manifests: list[Manifest]) -> None:
+    seen: dict[tuple[str, str | None, str], Manifest] = {}
+    for m in manifests:
+        key = (m.kind, m.namespace, m.name)
+        if key in seen:
+            other = seen[key]
+            raise TemplateError(
+                f"{m.template}: {m.kind} '{m.name}' is also rendered by {other.template} (service '{other.service}')"
+            )
+        seen[key] = m
+
+

@@ -1,0 +1,1 @@
+"""Where services run: the Docker engine or a Kubernetes cluster, behind one interface."""
