@@ -33,7 +33,10 @@ fi
 # The busybox base image every sample and test builds FROM, made from Debian's
 # busybox-static because there is no Docker Hub here.
 if ! docker image inspect devloop/busybox:latest >/dev/null 2>&1; then
-  bb=$(command -v busybox)
+  bb=/bin/busybox
+  if ! [ -x "$bb" ] || ldd "$bb" >/dev/null 2>&1; then
+    echo "need a static busybox at /bin/busybox (Debian package busybox-static)"; exit 1
+  fi
   tmp=$(mktemp -d)
   cp "$bb" "$tmp/busybox"
   cat >"$tmp/Dockerfile" <<'DOCKERFILE'
