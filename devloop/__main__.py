@@ -1,0 +1,5 @@
+"""`python -m devloop`."""
+
+from devloop.cli import main
+
+main()
