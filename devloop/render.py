@@ -10,14 +10,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
 from devloop import yamlio
-from devloop.errors import TemplateError
+from devloop.errors import ConfigError, TemplateError
+from devloop.yamlsource import display_path
 
-if False:  # pragma: no cover - typing only, avoids an import cycle with config
+if TYPE_CHECKING:
     from devloop.project import Project, Service
 
 ARCHETYPES = ("web", "worker")
@@ -28,12 +30,36 @@ LABEL_SERVICE = "devloop.dev/service"
 
 # Namespaces first, then what workloads read, then Services, then the workloads.
 _KIND_ORDER = [
-    "Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
-    "Role", "RoleBinding", "ConfigMap", "Secret", "PersistentVolume", "PersistentVolumeClaim",
-    "Service", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod", "Ingress",
+    "Namespace",
+    "CustomResourceDefinition",
+    "ServiceAccount",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+    "ConfigMap",
+    "Secret",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "Service",
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "Job",
+    "CronJob",
+    "Pod",
+    "Ingress",
 ]
-_CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
-                   "PersistentVolume", "StorageClass", "PriorityClass"}
+_CLUSTER_SCOPED = {
+    "Namespace",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "PersistentVolume",
+    "StorageClass",
+    "PriorityClass",
+}
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
 
 
@@ -84,12 +110,18 @@ def render(
     *,
     environ: Mapping[str, str] | None = None,
 ) -> list[Manifest]:
-    """Render `services` (all by default) with `images` (service → reference)."""
+    """Render `services` (all by default) with `images` (service → reference).
+
+    A service missing from `images` gets `<image>:latest`. Raises TemplateError naming the
+    template file and line for anything a template gets wrong.
+    """
     env = _environment(project.root)
     out: list[Manifest] = []
     for name in services if services is not None else project.services:
+        if name not in project.services:
+            raise ConfigError(f"unknown service '{name}' (services: {', '.join(project.services)})")
         svc = project.services[name]
-        context = _context(project, svc, images, environ)
+        context = _context(project, svc, images.get(name, f"{svc.image}:latest"), environ)
         for template in _templates(project, svc):
             out.extend(_render_one(env, template, context, project, svc))
     _check_unique(out)
@@ -102,12 +134,22 @@ def dump(manifests: Iterable[Manifest]) -> str:
 
 
 def _environment(root: Path) -> jinja2.Environment:
-    loader = jinja2.PrefixLoader(
-        {"builtin": jinja2.FileSystemLoader(str(builtin_templates())), "project": jinja2.FileSystemLoader(str(root))},
-        delimiter=":",
+    # Project templates are named by their path from devloop.yaml's directory, in the manifests
+    # list and in {% include %} alike; the archetypes are "builtin:<name>".
+    loader = jinja2.ChoiceLoader(
+        [
+            jinja2.PrefixLoader(
+                {"builtin": jinja2.FileSystemLoader(str(builtin_templates()))}, delimiter=":"
+            ),
+            jinja2.FileSystemLoader(str(root)),
+        ]
     )
-    env = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                             autoescape=False)
+    env = jinja2.Environment(
+        loader=loader,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
     env.filters.update(
         to_yaml=lambda v, indent=0: _indent(yamlio.dump(v).rstrip("\n"), indent),
         to_json=lambda v: json.dumps(v, sort_keys=True),
@@ -123,18 +165,22 @@ def _indent(text: str, width: int) -> str:
     if not width:
         return text
     pad = " " * width
-    return "\n".join((pad + line) if i and line else line for i, line in enumerate(text.splitlines()))
+    return "\n".join(
+        (pad + line) if i and line else line for i, line in enumerate(text.splitlines())
+    )
 
 
 def _templates(project: Project, svc: Service) -> list[str]:
-    if svc.manifests:
-        return ["project:" + p.relative_to(project.root).as_posix() if p.is_relative_to(project.root)
-                else "project:" + os.path.relpath(p, project.root) for p in svc.manifests]
+    if svc.manifests:  # config.load made sure they are files inside the project
+        return [p.relative_to(project.root).as_posix() for p in svc.manifests]
     return [f"builtin:{svc.archetype}.yaml.j2"]
 
 
-def _context(project: Project, svc: Service, images: Mapping[str, str], environ: Mapping[str, str] | None) -> dict[str, Any]:
-    values = {**project.values, **svc.values}
+def _context(
+    project: Project, svc: Service, image: str, environ: Mapping[str, str] | None
+) -> dict[str, Any]:
+    """What a template sees. `values` is the project's values with the service's merged on top."""
+    values = _merge(dict(project.values), dict(svc.values))
     return {
         "project": project.name,
         "namespace": project.namespace,
@@ -142,31 +188,24 @@ def _context(project: Project, svc: Service, images: Mapping[str, str], environ:
         "profiles": list(project.profiles),
         "service": {
             "name": svc.name,
-            "image": images.get(svc.name, svc.image),
+            "image": image,
+            "repository": svc.image,
             "ports": [{"local": p.local, "container": p.container} for p in svc.ports],
             "env": dict(svc.env),
             "values": dict(svc.values),
         },
         "name": svc.name,
-        "image": images.get(svc.name, f"{svc.image}:latest"),
-        "images": dict(images),
+        "image": image,
         "values": values,
         "env": dict(os.environ if environ is None else environ),
     }
 
 
-def _render_one(env: jinja2.Environment, template: str, context: dict[str, Any], project: Project, svc: Service) -> list[Manifest]:
-    shown = template.split(":", 1)[1]
-    if template.startswith("builtin:"):
-        shown = f"archetype {svc.archetype} ({shown})"
-    try:
-        text = env.get_template(template).render(context)
-    except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(f"{shown}:{exc.lineno}: {exc.message}") from None
-    except jinja2.TemplateNotFound as exc:
-        raise TemplateError(f"{shown}: template '{exc.name}' not found") from None
-    except Exception as exc:  # any error raised while rendering: name the template line
-        raise TemplateError(f"{shown}:{_template_line(template, exc)}: {_describe(exc)}") from None
+def _render_one(
+    env: jinja2.Environment, template: str, context: dict[str, Any], project: Project, svc: Service
+) -> list[Manifest]:
+    shown = _shown(template, project, svc)
+    text = _render_text(env, template, context, shown)
     try:
         docs = yamlio.load_all(text)
     except ValueError as exc:
@@ -181,16 +220,45 @@ def _render_one(env: jinja2.Environment, template: str, context: dict[str, Any],
     return out
 
 
-def _template_line(template: str, exc: BaseException) -> int | str:
-    name = template.split(":", 1)[1]
-    tb = exc.__traceback__
-    line: int | str = "?"
+def _shown(template: str, project: Project, svc: Service) -> str:
+    """How a template is named in messages: its path as the user would type it."""
+    if template.startswith("builtin:"):
+        return f"archetype {svc.archetype} ({template.removeprefix('builtin:')})"
+    return display_path(project.root / template)
+
+
+def _render_text(
+    env: jinja2.Environment, template: str, context: dict[str, Any], shown: str
+) -> str:
+    own = ""
+    try:
+        tpl = env.get_template(template)
+        own = tpl.filename or ""
+        return tpl.render(context)
+    except jinja2.TemplateSyntaxError as exc:
+        where = _template_name(exc.filename or own, own, shown)
+        raise TemplateError(f"{where}:{exc.lineno}: {exc.message}") from None
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateError(f"{shown}: template '{exc.name}' not found") from None
+    except Exception as exc:  # anything a template raises while rendering: name the line
+        where = _template_frame(exc.__traceback__, own, shown) or f"{shown}:?"
+        raise TemplateError(f"{where}: {_describe(exc)}") from None
+
+
+def _template_frame(tb: TracebackType | None, own: str, shown: str) -> str | None:
+    """`file:line` of the innermost template frame (Jinja rewrites frames to template lines)."""
+    found = None
     while tb is not None:
         filename = tb.tb_frame.f_code.co_filename
-        if filename.endswith(name):
-            line = tb.tb_lineno
+        if not filename.endswith(".py") and Path(filename).is_file():
+            found = f"{_template_name(filename, own, shown)}:{tb.tb_lineno}"
         tb = tb.tb_next
-    return line
+    return found
+
+
+def _template_name(filename: str, own: str, shown: str) -> str:
+    """`shown` for the template being rendered, the path of any file it includes."""
+    return shown if not filename or filename == own else display_path(Path(filename))
 
 
 def _describe(exc: BaseException) -> str:
@@ -208,7 +276,9 @@ def _require_object(obj: Any, template: str, index: int) -> None:
             raise TemplateError(f"{what} is not a Kubernetes object: missing '{key}'")
     meta = obj.get("metadata")
     if not isinstance(meta, dict) or not meta.get("name"):
-        raise TemplateError(f"{what} ({obj['kind']}) is not a Kubernetes object: missing 'metadata.name'")
+        raise TemplateError(
+            f"{what} ({obj['kind']}) is not a Kubernetes object: missing 'metadata.name'"
+        )
 
 
 def _label(obj: dict[str, Any], project: Project, svc: Service) -> None:
@@ -227,8 +297,16 @@ def _label(obj: dict[str, Any], project: Project, svc: Service) -> None:
 
 
 def _ordered(obj: dict[str, Any]) -> dict[str, Any]:
-    head = {k: obj[k] for k in ("apiVersion", "kind", "metadata") if k in obj}
+    head: dict[str, Any] = {k: obj[k] for k in ("apiVersion", "kind", "metadata") if k in obj}
     return {**head, **{k: v for k, v in obj.items() if k not in head}}
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` on top of `base`, mapping by mapping (a service's values refine the project's)."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(out.get(k), dict) and isinstance(v, dict) else v
+    return out
 
 
 def _order(m: Manifest) -> tuple[int, str, str, str]:
@@ -246,5 +324,3 @@ def _check_unique(manifests: list[Manifest]) -> None:
                 f"{m.template}: {m.kind} '{m.name}' is also rendered by {other.template} (service '{other.service}')"
             )
         seen[key] = m
-
-

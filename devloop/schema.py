@@ -6,10 +6,52 @@ import json
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 _NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _PORT = re.compile(r"^(?:(\d{1,5}):)?(\d{1,5})$")
+# Docker's reference grammar, repository part only (the tag is devloop's to compute).
+_REPOSITORY = re.compile(
+    r"^(?:(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?::\d+)?|[A-Za-z0-9-]+:\d+|localhost)/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
+)
+EXTENSION_KEY = "^x-"  # top-level keys starting with x- hold anchors to reuse, like Compose's
+PATTERN_HINTS = {
+    _NAME: "a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit"
+}
+
+
+def _scalar_text(v: Any) -> Any:
+    """YAML numbers and booleans in env, build args and ports mean their text (`true`, `8080`)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v) if isinstance(v, int | float) else v
+
+
+def _port(v: str) -> str:
+    m = _PORT.match(v)
+    if not m or not all(0 < int(g) < 65536 for g in m.groups() if g):
+        raise ValueError(f"port {v!r} is not 'local:container' or 'port', with ports in 1-65535")
+    return v
+
+
+Text = Annotated[
+    str, BeforeValidator(_scalar_text, json_schema_input_type=str | int | float | bool)
+]
+PortText = Annotated[
+    str,
+    BeforeValidator(_scalar_text, json_schema_input_type=str | int),
+    AfterValidator(_port),
+    Field(description="'local:container' or 'port'"),
+]
+DnsLabel = Annotated[str, Field(pattern=_NAME, max_length=63)]
 
 
 class _Strict(BaseModel):
@@ -37,6 +79,13 @@ class SyncRuleSpec(_Strict):
         description="leading directory of src to drop before joining with dest (default: the glob's fixed prefix)",
     )
 
+    @field_validator("then", mode="before")
+    @classmethod
+    def _then(cls, v: Any) -> Any:
+        if isinstance(v, str) and v not in ("none", "restart"):
+            raise ValueError(f"then must be none, restart or {{exec: command}}, got {v!r}")
+        return v
+
     @field_validator("dest")
     @classmethod
     def _absolute(cls, v: str) -> str:
@@ -46,44 +95,57 @@ class SyncRuleSpec(_Strict):
 
 
 class BuilderSpec(_Strict):
-    command: str = Field(description="shell command that builds $IMAGE from $CONTEXT and $DOCKERFILE")
+    command: str = Field(
+        description="shell command that builds $IMAGE from $CONTEXT and $DOCKERFILE"
+    )
 
 
 class ServiceSpec(_Strict):
     image: str = Field(description="image repository, e.g. 'shop/web' (the tag is computed)")
-    context: str = Field(default=".", description="build context directory, relative to devloop.yaml")
+    context: str = Field(
+        default=".", description="build context directory, relative to devloop.yaml"
+    )
     dockerfile: str = Field(default="Dockerfile", description="Dockerfile, relative to the context")
     target: str | None = Field(default=None, description="build target stage")
-    build_args: dict[str, str] = Field(default_factory=dict)
-    builder: BuilderSpec | None = Field(default=None, description="custom build command instead of the Docker SDK")
-    manifests: list[str] = Field(default_factory=list, description="Jinja manifest templates, relative to devloop.yaml")
-    archetype: str | None = Field(default=None, description="built-in manifest archetype: web or worker")
-    values: dict[str, Any] = Field(default_factory=dict, description="template values for this service")
+    build_args: dict[str, Text] = Field(default_factory=dict)
+    builder: BuilderSpec | None = Field(
+        default=None, description="custom build command instead of the Docker SDK"
+    )
+    manifests: list[str] = Field(
+        default_factory=list, description="Jinja manifest templates, relative to devloop.yaml"
+    )
+    archetype: str | None = Field(
+        default=None, description="built-in manifest archetype: web or worker"
+    )
+    values: dict[str, Any] = Field(
+        default_factory=dict, description="template values for this service"
+    )
     sync: list[SyncRuleSpec] = Field(default_factory=list)
-    ports: list[str] = Field(default_factory=list, description="'local:container' or 'port'")
-    env: dict[str, str] = Field(default_factory=dict)
-    requires: list[str] = Field(default_factory=list, description="services whose images this one builds FROM")
-
-    @field_validator("ports")
-    @classmethod
-    def _ports(cls, v: list[str]) -> list[str]:
-        for p in v:
-            m = _PORT.match(str(p))
-            if not m or not all(0 < int(g) < 65536 for g in m.groups() if g):
-                raise ValueError(f"port {p!r} is not 'local:container' with ports in 1-65535")
-        return v
+    ports: list[PortText] = Field(default_factory=list, description="'local:container' or 'port'")
+    env: dict[str, Text] = Field(default_factory=dict)
+    requires: list[str] = Field(
+        default_factory=list, description="services whose images this one builds FROM"
+    )
 
     @field_validator("image")
     @classmethod
     def _image(cls, v: str) -> str:
         if ":" in v.rsplit("/", 1)[-1] or "@" in v:
-            raise ValueError(f"image {v!r} must not carry a tag or digest: devloop computes the tag")
+            raise ValueError(
+                f"image {v!r} must not carry a tag or digest: devloop computes the tag"
+            )
+        if not _REPOSITORY.match(v):
+            raise ValueError(f"image {v!r} is not a repository name (lowercase, e.g. 'shop/web')")
         return v
 
 
 class KubernetesSpec(_Strict):
-    context: str | None = Field(default=None, description="kube context (default: the kubeconfig's current one)")
-    namespace: str | None = Field(default=None, description="namespace (default: the project name)")
+    context: str | None = Field(
+        default=None, description="kube context (default: the kubeconfig's current one)"
+    )
+    namespace: DnsLabel | None = Field(
+        default=None, description="namespace (default: the project name)"
+    )
     allowed_contexts: list[str] = Field(
         default_factory=list, description="non-local contexts devloop may deploy to"
     )
@@ -93,6 +155,12 @@ class KubernetesSpec(_Strict):
 class Activation(_Strict):
     env: str | None = Field(default=None, description="'VAR' (set and non-empty) or 'VAR=value'")
     kube_context: str | None = Field(default=None, description="glob on the kube context name")
+
+    @model_validator(mode="after")
+    def _some_rule(self) -> Activation:
+        if not self.env and not self.kube_context:
+            raise ValueError("an activation needs 'env' or 'kube_context'")
+        return self
 
 
 class ProfileSpec(_Strict):
@@ -112,20 +180,31 @@ class ConfigSpec(_Strict):
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="devloop.yaml")
 
-    name: Annotated[str, Field(pattern=_NAME, max_length=53, description="project name (DNS label)")]
+    name: Annotated[
+        str, Field(pattern=_NAME, max_length=53, description="project name (a DNS label)")
+    ]
     target: Literal["auto", "docker", "kubernetes"] = Field(
-        default="auto", description="where to run: docker, kubernetes, or auto (kubernetes when a context is set)"
+        default="auto",
+        description="where to run: docker, kubernetes, or auto (kubernetes when a context is set)",
     )
     kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec)
-    registry: str | None = Field(default=None, description="registry to push to, e.g. 'localhost:5000'")
-    values: dict[str, Any] = Field(default_factory=dict, description="template values for every service")
-    ignore: list[str] = Field(default_factory=list, description="extra .dockerignore-style patterns never watched")
-    services: dict[Annotated[str, Field(pattern=_NAME)], ServiceSpec] = Field(min_length=1)
+    registry: str | None = Field(
+        default=None, description="registry to push to, e.g. 'localhost:5000'"
+    )
+    values: dict[str, Any] = Field(
+        default_factory=dict, description="template values for every service"
+    )
+    ignore: list[str] = Field(
+        default_factory=list, description="extra .dockerignore-style patterns never watched"
+    )
+    services: dict[DnsLabel, ServiceSpec] = Field(min_length=1, description="at least one service")
     profiles: dict[str, ProfileSpec] = Field(default_factory=dict)
 
 
 def json_schema() -> str:
+    """The JSON Schema of devloop.yaml, for yaml-language-server and other editors."""
     schema = ConfigSpec.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://devloop.dev/schema/devloop.json"
+    schema["patternProperties"] = {EXTENSION_KEY: {"description": "free for YAML anchors; ignored"}}
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, merge_attrib
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from devloop.errors import ConfigError
 
@@ -28,12 +28,17 @@ class Position:
 
 @dataclass
 class Document:
-    """Plain data (dicts, lists, scalars) plus the position of each key and value."""
+    """Plain data (dicts, lists, scalars) plus the position of each key and value.
+
+    `unset` holds the ${VAR} references whose variable is not set, with where they are:
+    the caller decides which of them matter (one inside an inactive profile does not).
+    """
 
     path: Path
     data: Any
     keys: dict[Loc, Position] = field(default_factory=dict)
     values: dict[Loc, Position] = field(default_factory=dict)
+    unset: list[tuple[Loc, str]] = field(default_factory=list)
 
     def where(self, loc: Loc, *, key: bool = False) -> Position:
         """Closest known position for `loc`: the key itself, its value, or a parent."""
@@ -46,13 +51,26 @@ class Document:
         return Position(1, 1)
 
     def error(self, loc: Loc, message: str, *, key: bool = False) -> ConfigError:
+        """`file:line:col: key.path: message` as a ConfigError."""
         pos = self.where(loc, key=key)
         where = f"{display_path(self.path)}:{pos.line}:{pos.column}"
         prefix = f"{format_loc(loc)}: " if loc else ""
         return ConfigError(f"{where}: {prefix}{message}")
 
+    def unset_error(self, under: Loc = ()) -> ConfigError | None:
+        """The error for the first unset variable at or below `under`, if any."""
+        for loc, name in self.unset:
+            if loc[: len(under)] == under:
+                return self.error(
+                    loc,
+                    f"environment variable {name} is not set"
+                    f" (write ${{{name}:-default}} to give a default)",
+                )
+        return None
+
 
 def display_path(path: Path) -> str:
+    """`path` relative to the working directory when it is below it, as compilers print it."""
     try:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
@@ -60,6 +78,7 @@ def display_path(path: Path) -> str:
 
 
 def format_loc(loc: Loc) -> str:
+    """('services', 'web', 'sync', 0) → 'services.web.sync[0]'."""
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
@@ -72,29 +91,42 @@ def load(path: Path, environ: Mapping[str, str] | None = None) -> Document:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{display_path(path)}: no such file (run `devloop init` to write one)") from None
-    yaml = YAML(typ="rt")
+        raise ConfigError(
+            f"{display_path(path)}: no such file (run `devloop init` to write one)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{display_path(path)}: cannot read: {exc}") from None
+    doc = Document(path=path, data=None)
+    doc.data = _walk(_parse(path, text), (), doc, env)
+    return doc
+
+
+def _parse(path: Path, text: str) -> Any:
     try:
-        raw = yaml.load(text)
+        return YAML(typ="rt").load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
-        raise ConfigError(f"{display_path(path)}:{line}:{col}: YAML syntax error: {problem}") from None
-    doc = Document(path=path, data=None)
-    doc.data = _walk(raw, (), doc, env)
-    return doc
+        if exc.problem and exc.context and exc.context_mark:
+            ctx = exc.context_mark
+            problem += f" ({exc.context} that starts at {ctx.line + 1}:{ctx.column + 1})"
+        raise ConfigError(
+            f"{display_path(path)}:{line}:{col}: YAML syntax error: {problem}"
+        ) from None
+    except YAMLError as exc:
+        raise ConfigError(
+            f"{display_path(path)}: YAML error: {' '.join(str(exc).split())}"
+        ) from None
 
 
 def _walk(node: Any, loc: Loc, doc: Document, env: Mapping[str, str]) -> Any:
     if isinstance(node, CommentedMap):
         out: dict[str, Any] = {}
         for key, value in node.items():
-            kline, kcol = node.lc.key(key)
-            vline, vcol = node.lc.value(key)
             sub = (*loc, str(key))
-            doc.keys[sub] = Position(kline + 1, kcol + 1)
-            doc.values[sub] = Position(vline + 1, vcol + 1)
+            kpos, vpos = _positions(node, key)
+            doc.keys[sub], doc.values[sub] = kpos, vpos
             out[str(key)] = _walk(value, sub, doc, env)
         return out
     if isinstance(node, CommentedSeq):
@@ -109,6 +141,24 @@ def _walk(node: Any, loc: Loc, doc: Document, env: Mapping[str, str]) -> Any:
     return node
 
 
+def _positions(node: CommentedMap, key: Any) -> tuple[Position, Position]:
+    """Where `key` and its value stand; a key merged in with `<<:` stands where it was written."""
+    for source in _with_merged(node):
+        data = source.lc.data.get(key)
+        if data:
+            return Position(data[0] + 1, data[1] + 1), Position(data[2] + 1, data[3] + 1)
+    here = Position(node.lc.line + 1, node.lc.col + 1)
+    return here, here
+
+
+def _with_merged(node: CommentedMap) -> Iterator[CommentedMap]:
+    yield node
+    for item in getattr(node, merge_attrib, None) or ():
+        source = item[1] if isinstance(item, tuple) else item  # ruamel < 0.19 keeps (index, map)
+        if isinstance(source, CommentedMap):
+            yield from _with_merged(source)
+
+
 def _interpolate(text: str, loc: Loc, doc: Document, env: Mapping[str, str]) -> str:
     def sub(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
@@ -118,6 +168,7 @@ def _interpolate(text: str, loc: Loc, doc: Document, env: Mapping[str, str]) -> 
             return env[name]
         if default is not None:
             return default
-        raise doc.error(loc, f"environment variable {name} is not set (write ${{{name}:-default}} to give a default)")
+        doc.unset.append((loc, name))
+        return match.group(0)
 
     return _VAR.sub(sub, text)

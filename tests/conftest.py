@@ -8,6 +8,8 @@ from collections.abc import Iterator
 import docker
 import pytest
 
+pytest_plugins = ["tests.project_fixture"]
+
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from devloop import config, digest
-from devloop.errors import DevloopError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from devloop.errors import EXIT_OK, ConfigError, DevloopError
 from devloop.render import Manifest, dump, render
+from devloop.yamlsource import display_path
+
+# What write_dir names its files; only these are cleared from DIR before a new render.
+_WRITTEN = re.compile(r"^\d{2,}-[a-z0-9]+-[a-z0-9.-]+\.yaml$")
+
+
+class SchemaViolations(DevloopError):
+    """--validate found objects the Kubernetes schemas reject: exit 1, one line per violation."""
 
 
 def run(
@@ -23,49 +32,72 @@ def run(
     kube_version: str | None = None,
     services: Sequence[str] = (),
 ) -> int:
-    project = config.load(directory, profiles)
-    unknown = [s for s in [*services, *(overrides or {})] if s not in project.services]
-    if unknown:
-        print(f"error: unknown service(s): {', '.join(unknown)} (services: {', '.join(project.services)})",
-              file=sys.stderr)
-        return EXIT_USAGE
-    names = project.closure(services)
-    refs = digest.image_refs(project, names)
-    if build_report:
-        refs.update(pinned_refs(build_report))
-    refs.update(overrides or {})
-    manifests = render(project, refs, [n for n in project.services if n in names])
-    if validate:
-        from devloop.validate import violations
+    """Render `services` (all when empty) to stdout (`dest` '-') or one file per object in `dest`.
 
-        problems = list(violations(manifests, kube_version))
-        for line in problems:
-            print(f"invalid: {line}", file=sys.stderr)
-        if problems:
-            print(f"error: {len(problems)} schema violation(s)", file=sys.stderr)
-            return EXIT_FAILURE
+    Relative `dest` and `build_report` paths are taken from `directory`, as `-C` promises.
+    """
+    project = config.load(directory, profiles)
+    overrides = dict(overrides or {})
+    unknown = [s for s in [*services, *overrides] if s not in project.services]
+    if unknown:
+        raise ConfigError(
+            f"unknown service(s): {', '.join(unknown)} (services: {', '.join(project.services)})"
+        )
+    refs = digest.image_refs(project, project.closure(services))
+    if build_report:
+        refs.update(pinned_refs(directory / build_report))
+    refs.update(overrides)
+    manifests = render(
+        project, refs, [n for n in project.services if not services or n in services]
+    )
+    if validate:
+        check(manifests, kube_version)
     if dest == "-":
         sys.stdout.write(dump(manifests))
     else:
-        write_dir(Path(dest), manifests)
+        write_dir(directory / dest, manifests)
     return EXIT_OK
+
+
+def check(manifests: Sequence[Manifest], kube_version: str | None) -> None:
+    """Raise SchemaViolations listing every violation, with template, kind/name and field."""
+    from devloop.validate import violations  # loads the schemas: only when asked for
+
+    problems = list(violations(manifests, kube_version))
+    if problems:
+        lines = "".join(f"\n  {p}" for p in problems)
+        raise SchemaViolations(f"{len(problems)} schema violation(s):{lines}")
 
 
 def pinned_refs(report: Path) -> dict[str, str]:
     """service → `image:tag@sha256:…` from a build report."""
+    shown = display_path(report)
     try:
-        data = json.loads(report.read_text())
+        text = report.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DevloopError(f"cannot read the build report {shown}: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
         entries = data["services"]
-        return {name: f"{e['image']}@{e['digest']}" if e.get("digest") else str(e["image"])
-                for name, e in entries.items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise DevloopError(f"{report}: not a devloop build report ({exc})") from None
+        return {
+            name: f"{e['image']}@{e['digest']}" if e.get("digest") else str(e["image"])
+            for name, e in entries.items()
+        }
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise DevloopError(
+            f"{shown}: not a devloop build report ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def write_dir(directory: Path, manifests: Sequence[Manifest]) -> None:
-    """One file per object, numbered in apply order: `00-namespace-shop.yaml`."""
-    directory.mkdir(parents=True, exist_ok=True)
-    width = max(2, len(str(len(manifests))))
-    for i, m in enumerate(manifests):
-        name = f"{i:0{width}d}-{m.kind.lower()}-{m.name}.yaml"
-        (directory / name).write_text(dump([m]))
+    """One file per object, numbered in apply order (`00-namespace-shop.yaml`); older ones go."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for old in directory.iterdir():
+            if _WRITTEN.match(old.name):
+                old.unlink()
+        width = max(2, len(str(len(manifests))))
+        for i, m in enumerate(manifests):
+            (directory / f"{i:0{width}d}-{m.kind.lower()}-{m.name}.yaml").write_text(dump([m]))
+    except OSError as exc:
+        raise DevloopError(f"writing manifests into {directory}: {exc}") from None

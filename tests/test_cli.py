@@ -1,0 +1,167 @@
+"""The command line itself: --version, -C, usage errors, `devloop schema`, the error boundary."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jsonschema
+import pytest
+import yaml
+
+from devloop import __version__
+from devloop.commands import render as render_command
+
+if TYPE_CHECKING:  # imported by pytest as a plugin, so that its asserts are rewritten
+    from tests.project_fixture import DevloopProject, Files
+
+    Make = Callable[[Files], DevloopProject]
+
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD = """\
+    name: shop
+    target: kubernetes
+    kubernetes: {context: kind-dev, namespace: shop-dev, rollout_timeout: 60}
+    registry: localhost:5000
+    values: {replicas: 1}
+    x-defaults: &defaults
+      context: app
+    services:
+      web:
+        <<: *defaults
+        image: shop/web
+        build_args: {MODE: dev, DEBUG: true}
+        ports: ["8080:80", 9090]
+        env: {WORKERS: 2}
+        sync:
+          - {src: "app/**/*.py", dest: /app, then: restart}
+          - {src: "static/**", dest: /srv, then: {exec: "kill -HUP 1"}}
+        requires: [base]
+      base: {image: shop/base, context: app, archetype: worker}
+    profiles:
+      prod:
+        activation: [{env: SHOP_PROD}, {kube_context: "prod-*"}]
+        values: {replicas: 3}
+        services: {web: {values: {replicas: 2}}}
+    """
+
+
+@pytest.fixture
+def proj(devloop_project: Make) -> DevloopProject:
+    return devloop_project({"devloop.yaml": GOOD, "app/Dockerfile": "FROM scratch\n"})
+
+
+def test_version(proj: DevloopProject) -> None:
+    result = proj.run("--version")
+    assert (result.code, result.out, result.err) == (0, f"devloop, version {__version__}\n", "")
+
+
+def test_run_in_another_directory(proj: DevloopProject) -> None:
+    result = proj.run("render", "--image", "base=b:1", cwd=proj.path.parent)
+    assert result.code == 0, result.err
+    assert "kind: Deployment" in result.out
+    proj.write({"devloop.yaml": "name: shop\nservices: []\n"})
+    # Paths in messages are relative to where the user is, so an editor can jump to them.
+    failed = proj.run("render", cwd=proj.path.parent)
+    assert (failed.code, failed.err) == (
+        2,
+        f"error: {proj.path.name}/devloop.yaml:2:11: services: Input should be a valid dictionary (got a list)\n",
+    )
+
+
+def test_directory_that_does_not_exist(proj: DevloopProject) -> None:
+    result = proj.run("-C", str(proj.path / "nowhere"), "render", chdir_flag=False)
+    assert result.code == 2
+    assert result.err.endswith(
+        f"Error: Invalid value for -C: '{proj.path / 'nowhere'}' is not a directory\n"
+    )
+
+
+def test_unknown_command_is_a_usage_error(proj: DevloopProject) -> None:
+    result = proj.run("rendr")
+    assert (result.code, result.out) == (2, "")
+    assert "No such command 'rendr'" in result.err
+
+
+def test_unknown_option_is_a_usage_error(proj: DevloopProject) -> None:
+    result = proj.run("render", "--frobnicate")
+    assert (result.code, result.out) == (2, "")
+    assert "Error: No such option '--frobnicate'." in result.err
+
+
+def schema(proj: DevloopProject) -> dict[str, Any]:
+    result = proj.run("schema")
+    assert (result.code, result.err) == (0, "")
+    loaded: dict[str, Any] = json.loads(result.out)
+    jsonschema.Draft202012Validator.check_schema(loaded)
+    return loaded
+
+
+def test_schema_accepts_good_configs(proj: DevloopProject) -> None:
+    validator = jsonschema.Draft202012Validator(schema(proj))
+    for text in (GOOD, (ROOT / "devloop.yaml").read_text()):
+        # Editors see the YAML as written: anchors resolved, ${VAR}s unexpanded.
+        assert list(validator.iter_errors(yaml.safe_load(textwrap.dedent(text)))) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        (lambda c: c["services"]["web"]["sync"][0].update(dst="/x"), "'dst' was unexpected"),
+        (lambda c: c["services"]["web"].pop("image"), "'image' is a required property"),
+        (lambda c: c.update(target="cloud"), "'cloud' is not one of"),
+        (lambda c: c["services"]["web"].update(env=["A=1"]), "is not of type 'object'"),
+        (lambda c: c.update(name="Shop"), "does not match"),
+    ],
+)
+def test_schema_rejects_bad_configs(
+    proj: DevloopProject, change: Callable[[dict[str, Any]], object], complaint: str
+) -> None:
+    validator = jsonschema.Draft202012Validator(schema(proj))
+    config = yaml.safe_load(textwrap.dedent(GOOD))
+    change(config)
+    messages = [e.message for e in validator.iter_errors(config)]
+    assert any(complaint in m for m in messages), messages
+
+
+def test_schema_describes_fields_for_editors(proj: DevloopProject) -> None:
+    service = schema(proj)["$defs"]["ServiceSpec"]["properties"]
+    assert "computed" in service["image"]["description"]
+    assert service["ports"]["items"]["anyOf"] == [{"type": "string"}, {"type": "integer"}]
+
+
+def test_relative_paths_are_taken_from_the_directory_given_with_C(proj: DevloopProject) -> None:
+    report = {"version": 1, "services": {"base": {"image": "shop/base:1", "digest": None}}}
+    proj.write({"report.json": json.dumps(report)})
+    result = proj.run(
+        "render", "--build-report", "report.json", "--output", "out", cwd=proj.path.parent
+    )
+    assert (result.code, result.err) == (0, "")
+    assert sorted(p.name for p in (proj.path / "out").iterdir()) == [
+        "00-service-web.yaml",
+        "01-deployment-base.yaml",
+        "02-deployment-web.yaml",
+    ]
+    assert "image: shop/base:1\n" in (proj.path / "out" / "01-deployment-base.yaml").read_text()
+    missing = proj.run("render", "--build-report", "gone.json", cwd=proj.path.parent)
+    assert (missing.code, missing.err) == (
+        1,
+        f"error: cannot read the build report {proj.path.name}/gone.json: No such file or directory\n",
+    )
+
+
+def test_ctrl_c_exits_130(proj: DevloopProject, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*_args: object, **_kwargs: object) -> int:
+        raise KeyboardInterrupt  # what the terminal delivers when the user presses Ctrl-C
+
+    monkeypatch.setattr(render_command, "run", interrupted)
+    result = proj.run("render")
+    assert (result.code, result.out, result.err) == (
+        130,
+        "",
+        "\ninterrupted\n",
+    )  # click ends the ^C line first
