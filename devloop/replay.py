@@ -27,7 +27,7 @@ class Replay:
 
     def record(self, service: str, batch: Batch, thens: Iterable[object] = ()) -> None:
         mem = self._memory.setdefault(service, _Memory())
-        for local, target in batch.adds.items():
+        for target, local in batch.adds.items():
             mem.adds[target] = local
             mem.deletes.discard(target)
         for target in batch.deletes:
@@ -43,8 +43,7 @@ class Replay:
         mem = self._memory.get(service)
         if mem is None:
             return None
-        adds = {local: target for target, local in mem.adds.items()}
-        return Batch(adds=adds, deletes=tuple(sorted(mem.deletes)), root=str(context))
+        return Batch(adds=dict(mem.adds), deletes=tuple(sorted(mem.deletes)), root=str(context))
 
     def thens(self, service: str) -> set[object]:
         mem = self._memory.get(service)

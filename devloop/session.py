@@ -156,11 +156,8 @@ class Session:
         rebuild = [s.name for s in decided.services if s.rebuild]
         redeploy = [s.name for s in decided.services if s.redeploy and not s.rebuild]
         for sp in decided.services:
-            if sp.syncs and not sp.rebuild:
-                if self._state[sp.name].sync_unavailable:
-                    rebuild.append(sp.name)
-                elif not self._sync(sp.name, sp.syncs, batch.first_seen):
-                    rebuild.append(sp.name)
+            if sp.syncs and not sp.rebuild and not self._synced(sp, batch.first_seen):
+                rebuild.append(sp.name)
         if any(f.name == ".dockerignore" for f in (c.path for c in batch)):
             self._filters = plan.context_filters(self.project, self.wanted)
         if rebuild:
@@ -195,13 +192,14 @@ class Session:
 
     # -- sync --------------------------------------------------------------
 
+    def _synced(self, sp: plan.ServicePlan, first_seen: float) -> bool:
+        return not self._state[sp.name].sync_unavailable and self._sync(sp.name, sp.syncs, first_seen)
+
     def _sync(self, service: str, syncs: Iterable[plan.Sync], first_seen: float) -> bool:
         """Sync to every container of `service`; False when it must be rebuilt instead."""
         svc = self.project.services[service]
         syncs = list(syncs)
-        batch = sync.merge(
-            sync.batch_for(svc, s.rule, [f.rel for f in s.copy], [f.rel for f in s.delete]) for s in syncs
-        )
+        batch = sync.batch_for_plan(svc, syncs)
         for w in batch.warnings:
             self._emit(Warning(w, service))
         if not len(batch):

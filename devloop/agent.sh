@@ -1,0 +1,71 @@
+# devloop sync agent: applies batches of deletes + tar read from stdin, one ack line each.
+# Protocol (see devloop/channel.py): the agent prints "ready 1" (or "unavailable <what>")
+# then, per batch, reads a header line "<seq> <delete_bytes> <tar_bytes>", exactly that
+# many bytes of newline-separated paths to delete and of tar, and answers "ok <seq>" or
+# "err <seq> <message>". "$1" = once: apply one batch, then exit (exec-per-batch fallback).
+# POSIX sh only: it runs in whatever image the user built (busybox ash, dash, bash).
+
+missing=""
+for tool in tar dd rm; do
+  command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
+done
+# busybox without FEATURE_DD_IBS_OBS or an old dd lacks iflag=fullblock; without it
+# dd may return a short read from the pipe and the stream loses its framing.
+if [ -z "$missing" ] && ! echo x | dd bs=1 count=1 iflag=fullblock >/dev/null 2>&1; then
+  missing=" dd(iflag=fullblock)"
+fi
+if [ -n "$missing" ]; then
+  echo "unavailable${missing}"
+  exit 3
+fi
+
+# Copy exactly $1 bytes of stdin to stdout, in 64 KiB blocks so a big batch does not
+# make dd allocate one buffer the size of the batch.
+take() {
+  q=$(($1 / 65536))
+  r=$(($1 % 65536))
+  if [ "$q" -gt 0 ]; then dd bs=65536 count="$q" iflag=fullblock 2>/dev/null || return 1; fi
+  if [ "$r" -gt 0 ]; then dd bs="$r" count=1 iflag=fullblock 2>/dev/null || return 1; fi
+  return 0
+}
+
+# Print $1 on one line: the ack is line-framed.
+oneline() {
+  IFS='
+'
+  set -- $1
+  IFS=' '
+  printf '%s' "$*"
+}
+
+set -f  # paths from the delete list must never be glob-expanded
+nl='
+'
+echo "ready 1"
+while IFS=' ' read -r seq dn tn; do
+  case "$seq:$dn:$tn" in
+    *[!0-9:]* | :* | *::* | *:) echo "err 0 bad header"; exit 2 ;;
+  esac
+  out=""
+  if [ "$dn" -gt 0 ]; then
+    list=$(take "$dn")
+    IFS=$nl
+    for path in $list; do
+      IFS=' '
+      msg=$(rm -rf -- "$path" 2>&1) || out="$out${msg:-rm failed on $path}$nl"
+    done
+    IFS=' '
+  fi
+  if [ "$tn" -gt 0 ]; then
+    # the reader drains what tar leaves unread, so a failed extraction keeps the framing
+    msg=$(take "$tn" | { tar -x -m -o -f - -C / 2>&1; rc=$?; dd of=/dev/null bs=65536 2>/dev/null; exit $rc; }) \
+      || out="$out${msg:-tar failed}$nl"
+  fi
+  if [ -z "$out" ]; then
+    echo "ok $seq"
+  else
+    echo "err $seq $(oneline "$out")"
+  fi
+  [ "$1" = once ] && exit 0
+done
+exit 0
