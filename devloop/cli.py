@@ -66,7 +66,7 @@ def _opts(ctx: click.Context, fmt: str | None = None) -> Options:
               help="Write one multi-document YAML to stdout (-), or one file per object into DIR.")
 @click.option("--image", "images", multiple=True, metavar="SERVICE=REF",
               help="Use REF as SERVICE's image instead of the computed tag (repeatable).")
-@click.option("--build-report", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+@click.option("--build-report", type=click.Path(dir_okay=False, path_type=Path),
               help="Pin the image digests recorded by `devloop build --report FILE`.")
 @click.option("--validate", is_flag=True, help="Check every object against the Kubernetes schemas.")
 @click.option("--kube-version", default=None, metavar="X.Y", help="Kubernetes version for --validate.")
@@ -86,6 +86,79 @@ def render(ctx: click.Context, profiles: tuple[str, ...], dest: str, images: tup
     ctx.exit(cmd.run(_opts(ctx).directory, profiles=profiles, dest=dest, overrides=overrides,
                      build_report=build_report, validate=validate, kube_version=kube_version,
                      services=services))
+
+
+@cli.command()
+@_profile_option
+@click.option("--push", is_flag=True, help="Push the images (default: only when `registry` is set).")
+@_format_option
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+              help="Write a JSON build report (image and digest per service) for `render --build-report`.")
+@click.argument("services", nargs=-1)
+@click.pass_context
+def build(ctx: click.Context, profiles: tuple[str, ...], push: bool, fmt: str | None, report: Path | None,
+          services: tuple[str, ...]) -> None:
+    """Build the images (skipping those already built), push or load them."""
+    from devloop.commands import build as cmd
+
+    opts = _opts(ctx, fmt)
+    ctx.exit(cmd.run(opts.directory, profiles=profiles, services=services, push=push, fmt=opts.output,
+                     report=report))
+
+
+def _context_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--context", default=None, metavar="NAME",
+        help="Kube context to deploy to (naming it here also allows a non-local one).",
+    )(f)
+
+
+@cli.command()
+@_profile_option
+@_format_option
+@_context_option
+@click.option("--keep", is_flag=True, help="Leave the containers running on exit.")
+@click.argument("services", nargs=-1)
+@click.pass_context
+def dev(ctx: click.Context, profiles: tuple[str, ...], fmt: str | None, context: str | None, keep: bool,
+        services: tuple[str, ...]) -> None:
+    """Build, deploy, then sync or rebuild on every change; logs and ports; Ctrl-C cleans up."""
+    from devloop.commands import dev as cmd
+
+    opts = _opts(ctx, fmt)
+    ctx.exit(cmd.run(opts.directory, profiles=profiles, services=services, output=opts.output, keep=keep,
+                     context=context))
+
+
+@cli.command(name="run")
+@_profile_option
+@_format_option
+@_context_option
+@click.option("--timeout", type=float, default=None, metavar="SECONDS", help="How long to wait for health.")
+@click.option("--push/--no-push", default=None, help="Push the images (default: when `registry` is set).")
+@click.argument("services", nargs=-1)
+@click.pass_context
+def run_(ctx: click.Context, profiles: tuple[str, ...], fmt: str | None, context: str | None,
+         timeout: float | None, push: bool | None, services: tuple[str, ...]) -> None:
+    """One shot for CI: build, push, deploy, wait until healthy; exit 1 with a diagnosis if not."""
+    from devloop.commands import run as cmd
+
+    opts = _opts(ctx, fmt)
+    ctx.exit(cmd.run(opts.directory, profiles=profiles, services=services, output=opts.output,
+                     context=context, timeout=timeout, push=push))
+
+
+@cli.command()
+@_profile_option
+@_format_option
+@_context_option
+@click.pass_context
+def delete(ctx: click.Context, profiles: tuple[str, ...], fmt: str | None, context: str | None) -> None:
+    """Remove everything devloop created for this project."""
+    from devloop.commands import delete as cmd
+
+    opts = _opts(ctx, fmt)
+    ctx.exit(cmd.run(opts.directory, profiles=profiles, output=opts.output, context=context))
 
 
 @cli.command()

@@ -5,35 +5,82 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import threading
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from devloop.errors import BuildError
 from devloop.ignore import ContextFilter
 from devloop.project import Project, Service
 
 TAG_LENGTH = 16
 _CHUNK = 1 << 20
+# A file modified this recently may be modified again within the same timestamp tick
+# (1-2 s on some filesystems) without its stat changing: never trust the cache for it.
+_SETTLE_NS = 2_000_000_000
+_MAX_ENTRIES = 200_000
+
+StatKey = tuple[int, int, int, int, int]  # size, mtime_ns, ctime_ns, inode, device
 
 
-def context_digest(svc: Service) -> str:
-    """sha256 over path, type, mode and content of every file the daemon would see."""
+class HashCache:
+    """Content hashes of files, reused while their stat is unchanged (like git's index)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[StatKey, bytes]] = {}
+        self._lock = threading.Lock()
+
+    def file_hash(self, path: str, st: os.stat_result) -> bytes:
+        key: StatKey = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+        with self._lock:
+            hit = self._entries.get(path)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        started = time.time_ns()
+        value = _file_hash(path)
+        if started - max(st.st_mtime_ns, st.st_ctime_ns) > _SETTLE_NS:
+            with self._lock:
+                if len(self._entries) >= _MAX_ENTRIES:
+                    self._entries.clear()
+                self._entries[path] = (key, value)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+CACHE = HashCache()
+
+
+def context_digest(svc: Service, cache: HashCache = CACHE) -> str:
+    """sha256 over path, type, exec bits and content of every file the daemon would see."""
     h = hashlib.sha256()
-    root = svc.context
-    for rel in ContextFilter(root, svc.dockerfile).files():
-        full = os.path.join(root, rel)
+    root = str(svc.context)
+    for rel, st in ContextFilter(svc.context, svc.dockerfile).entries():
         try:
-            st = os.lstat(full)
+            h.update(_entry(rel, os.path.join(root, rel), st, cache))
         except FileNotFoundError:  # removed while we walked: the next change batch will tell
             continue
-        mode = st.st_mode
-        if stat.S_ISDIR(mode):
-            h.update(b"D\0" + rel.encode() + b"\0")
-        elif stat.S_ISLNK(mode):
-            h.update(b"L\0" + rel.encode() + b"\0" + os.readlink(full).encode() + b"\0")
-        elif stat.S_ISREG(mode):
-            h.update(b"F\0" + rel.encode() + b"\0" + oct(stat.S_IMODE(mode) & 0o111).encode() + b"\0")
-            h.update(_file_hash(full))
+        except OSError as exc:
+            raise BuildError(
+                f"cannot read '{rel}' in the build context of {svc.name} ({root}): {exc}"
+            ) from None
     return h.hexdigest()
+
+
+def _entry(rel: str, full: str, st: os.stat_result, cache: HashCache) -> bytes:
+    mode = st.st_mode
+    if stat.S_ISDIR(mode):
+        return b"D\0" + rel.encode() + b"\0"
+    if stat.S_ISLNK(mode):
+        return b"L\0" + rel.encode() + b"\0" + os.readlink(full).encode() + b"\0"
+    if stat.S_ISREG(mode):
+        # only the exec bits: the rest depends on the checkout's umask, not on the sources
+        head = b"F\0" + rel.encode() + b"\0" + oct(stat.S_IMODE(mode) & 0o111).encode() + b"\0"
+        return head + cache.file_hash(full, st)
+    return b""  # sockets, fifos: `docker build` cannot send them either
 
 
 def _file_hash(path: str) -> bytes:
@@ -44,12 +91,24 @@ def _file_hash(path: str) -> bytes:
     return h.digest()
 
 
-def service_tag(svc: Service, dependency_tags: Mapping[str, str], context_sum: str | None = None) -> str:
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+    except OSError as exc:
+        raise BuildError(f"cannot read {path}: {exc}") from None
+
+
+def service_tag(
+    svc: Service, dependency_tags: Mapping[str, str], context_sum: str | None = None
+) -> str:
     """The tag for `svc`, given the full references of the images it requires."""
     h = hashlib.sha256()
     h.update(b"devloop-tag-v1\0")
-    dockerfile = svc.dockerfile.read_bytes() if svc.dockerfile.is_file() else b""
-    h.update(hashlib.sha256(dockerfile).digest())
+    # the Dockerfile and .dockerignore always count, whatever .dockerignore says (as for `docker build`)
+    h.update(hashlib.sha256(_read(svc.dockerfile)).digest())
+    h.update(hashlib.sha256(_read(svc.context / ".dockerignore")).digest())
     h.update(f"target={svc.target or ''}\0".encode())
     for key in sorted(svc.build_args):
         h.update(f"arg:{key}={svc.build_args[key]}\0".encode())

@@ -172,7 +172,7 @@ class TextSink:
             self._console.print(text, markup=True, highlight=False)
 
     def _tag(self, service: str | None) -> str:
-        return f"[{self.colour(service)}][{service}][/] " if service else ""
+        return f"[{self.colour(service)}]\\[{service}][/] " if service else ""
 
     def _format(self, e: Event) -> str | None:
         from rich.markup import escape

@@ -20,7 +20,7 @@ FROM devloop/busybox:latest
 COPY site /www
 COPY conf /conf
 EXPOSE 8080
-CMD ["sh", "-c", "cat /conf/message > /www/message.txt; date +%s%N > /www/started.txt; exec httpd -f -p 8080 -h /www"]
+CMD ["sh", "-c", "cat /conf/message > /www/message.txt; echo $$-$RANDOM > /www/started.txt; exec httpd -f -p 8080 -h /www"]
 """
 
 CONFIG = """\

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import docker
 
-from devloop.errors import RuntimeUnavailable
+from devloop.build_engine import connect
 from devloop.project import Project
 from devloop.runtime.base import Runtime
 
@@ -17,18 +17,8 @@ def target_of(project: Project, context_flag: str | None) -> str:
 
 
 def docker_client() -> docker.DockerClient:
-    """The local Docker engine, or a clear error saying where devloop looked."""
-    try:
-        client = docker.from_env(timeout=300)
-        client.ping()
-    except docker.errors.DockerException as exc:
-        import os
-
-        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-        raise RuntimeUnavailable(
-            f"cannot reach the Docker engine at {where}: {exc} (start it, e.g. `make services`)"
-        ) from None
-    return client
+    """The local Docker engine, or a clear RuntimeUnavailable saying where devloop looked."""
+    return connect(timeout=300.0)
 
 
 def open_runtime(project: Project, client: docker.DockerClient, *, session: str, dev: bool,
