@@ -103,6 +103,12 @@ class Channel:
                 self._stream(payload, seq, timeout)
             return Ack(seq, payload.size, (time.perf_counter() - start) * 1000, self.mode)
 
+    def warm(self) -> None:
+        """Open the agent now, so the first edit does not pay for the exec (~50 ms)."""
+        with self._lock:
+            if self._transport is None and not self._per_batch:
+                self._transport = self._start(agent_argv())
+
     def close(self) -> None:
         with self._lock:
             self._drop()

@@ -51,6 +51,12 @@ class ChannelPool:
                    for inst, ch in zip(instances, channels, strict=True)]
         return [f.result() for f in futures]
 
+    def warm(self, service: str, instances: Sequence[Instance]) -> list[Outcome]:
+        """Open the channels of `service`'s containers ahead of the first edit, in parallel."""
+        channels = self._channels(service, instances)
+        futures = [self._pool().submit(_warm, inst, ch) for inst, ch in zip(instances, channels, strict=True)]
+        return [f.result() for f in futures]
+
     def forget(self, service: str) -> None:
         """Close every channel of `service` (its containers are gone or being replaced)."""
         self._channels(service, [])
@@ -92,6 +98,14 @@ class ChannelPool:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(self._workers, thread_name_prefix="devloop-sync")
             return self._executor
+
+
+def _warm(inst: Instance, channel: Channel) -> Outcome:
+    try:
+        channel.warm()
+        return Outcome(inst, None)
+    except SyncError as exc:
+        return Outcome(inst, None, exc)
 
 
 def _apply(inst: Instance, channel: Channel, payload: Payload, timeout: float) -> Outcome:

@@ -43,6 +43,7 @@ class _ServiceState:
     ref: str = ""
     deployed: bool = False
     sync_unavailable: bool = False
+    said_unavailable: bool = False  # "sync cannot work in this image" is said once per session
     generations: set[str] = field(default_factory=set)
 
 
@@ -230,9 +231,7 @@ class Session:
                                     deleted=payload.deleted, bytes=payload.size,
                                     ms=round((time.monotonic() - first_seen) * 1000, 2), replay=replay))
             elif isinstance(o.error, SyncUnavailable):
-                if not self._state[service].sync_unavailable:
-                    self._emit(Warning(str(o.error), service))
-                self._state[service].sync_unavailable = True
+                self._unavailable(service, o.error)
                 ok = False
             else:
                 self._emit(Error(f"sync to {o.instance.name} failed: {o.error}", service))
@@ -275,7 +274,23 @@ class Session:
             self._report(service, outcomes, payload, time.monotonic(), replay=True)
             if "restart" in self._replay.thens(service):
                 self._after_sync(service, [o.instance for o in outcomes if o.ack], {"restart"})
-        state.generations.update(i.generation for i in self.runtime.instances(service))
+        current = self.runtime.instances(service)
+        state.generations.update(i.generation for i in current)
+        self._warm(service, current)
+
+    def _warm(self, service: str, instances: Sequence[Instance]) -> None:
+        """Open the sync channels now; an image that cannot run the agent is reported once, here."""
+        if not any(self.project.services[service].sync) or not instances:
+            return
+        for o in self._pool.warm(service, instances):
+            if isinstance(o.error, SyncUnavailable):
+                self._unavailable(service, o.error)
+
+    def _unavailable(self, service: str, error: SyncUnavailable) -> None:
+        state = self._state[service]
+        if not state.said_unavailable:
+            self._emit(Warning(str(error), service))
+        state.said_unavailable = state.sync_unavailable = True
 
     # -- build and deploy --------------------------------------------------
 

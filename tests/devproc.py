@@ -57,12 +57,14 @@ class DevProcess:
         self.events: list[Event] = []
         self._new: queue.Queue[Event] = queue.Queue()
         self.stderr: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-        threading.Thread(target=self._read_err, daemon=True).start()
+        self._readers = [threading.Thread(target=self._read, daemon=True),
+                         threading.Thread(target=self._read_err, daemon=True)]
+        for t in self._readers:
+            t.start()
 
     def _read(self) -> None:
         assert self.proc.stdout
-        for line in self.proc.stdout:
+        for line in _lines(self.proc.stdout):
             try:
                 ev = json.loads(line)
             except ValueError:
@@ -72,7 +74,7 @@ class DevProcess:
 
     def _read_err(self) -> None:
         assert self.proc.stderr
-        for line in self.proc.stderr:
+        for line in _lines(self.proc.stderr):
             self.stderr.append(line.rstrip())
 
     def wait_event(self, kind: str, timeout: float = 120.0, since: int = 0, **match: Any) -> Event:
@@ -101,7 +103,34 @@ class DevProcess:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait()
             raise AssertionError("devloop dev did not stop within a minute of Ctrl-C:\n" + self.describe()) from None
+        finally:
+            self.close()
+
+    def wait(self, timeout: float = 60.0) -> int:
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        for t in self._readers:
+            t.join(timeout=5)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream:
+                try:
+                    stream.close()
+                except (OSError, ValueError):
+                    pass
 
     def errors(self) -> list[Event]:
         return [e for e in self.events if e.get("event") == "error"]
+
+
+def _lines(stream: Any) -> Any:
+    """Lines until EOF, or until the stream is closed under us at teardown."""
+    try:
+        yield from stream
+    except (OSError, ValueError):
+        return

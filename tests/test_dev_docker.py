@@ -112,7 +112,7 @@ def test_dev_loop_end_to_end(project: tuple[Path, str, int], docker_client: dock
         container.remove(force=True)
         dev.wait_event("sync", since=mark, service="web", replay=True, timeout=60)
         eventually(lambda: _serves(f"{url}/index.html", "v2"), 30, what="replayed edit served")
-        assert _serves(f"{url}/message.txt", "second")
+        eventually(lambda: _serves(f"{url}/message.txt", "second"), 20, what="replayed restart rule")
 
         # a change outside the sync rules rebuilds; the new container serves it
         mark = dev.mark()
@@ -172,6 +172,6 @@ def test_burst_of_2000_files_ends_equal(project: tuple[Path, str, int], docker_c
 def test_unknown_service_is_a_usage_error(project: tuple[Path, str, int]) -> None:
     root, _, _ = project
     dev = DevProcess(root, "nope")
-    assert dev.proc.wait(60) == 2
+    assert dev.wait(60) == 2
     assert any("unknown service" in line for line in dev.stderr), dev.describe()
     assert os.path.exists(root / "devloop.yaml")
