@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -119,10 +120,8 @@ class DevProcess:
             t.join(timeout=5)
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream:
-                try:
+                with contextlib.suppress(OSError, ValueError):
                     stream.close()
-                except (OSError, ValueError):
-                    pass
 
     def errors(self) -> list[Event]:
         return [e for e in self.events if e.get("event") == "error"]
