@@ -10,7 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from devloop import config, plan, render, sync
@@ -151,31 +151,40 @@ class Session:
     def _on_changes(self, batch: ChangeBatch) -> None:
         self._emit(Changes(files=len(batch), paths=[_shown(self.project, c) for c in list(batch)[:5]]))
         decided = plan.plan(self.project, self.wanted, batch, self._filters)
+        rebuild: list[str] = []
+        redeploy: list[str] = []
         if decided.reload:
-            self._reload()
-            return
-        rebuild = [s.name for s in decided.services if s.rebuild]
-        redeploy = [s.name for s in decided.services if s.redeploy and not s.rebuild]
+            replanned = self._reload()
+            if replanned is None:
+                return
+            rebuild += [s.name for s in replanned.services if s.rebuild]
+            redeploy += [s.name for s in replanned.services if s.redeploy]
+            decided = plan.plan(self.project, self.wanted, batch, self._filters)  # the rest of the batch
+        if any(c.path.name == ".dockerignore" for c in batch):
+            self._filters = plan.context_filters(self.project, self.wanted)
+            self._restart_watcher()
+        rebuild += [s.name for s in decided.services if s.rebuild]
+        redeploy += [s.name for s in decided.services if s.redeploy]
         for sp in decided.services:
             if sp.syncs and not sp.rebuild and not self._synced(sp, batch.first_seen):
                 rebuild.append(sp.name)
-        if any(f.name == ".dockerignore" for f in (c.path for c in batch)):
-            self._filters = plan.context_filters(self.project, self.wanted)
+        fallback = {s.name: s.rebuild.superseded for s in decided.services if s.rebuild and s.rebuild.superseded}
         if rebuild:
-            self._rebuild(rebuild)
+            self._rebuild(rebuild, redeploy=redeploy, fallback=fallback, first_seen=batch.first_seen)
         elif redeploy:
-            self._deploy(redeploy)
+            self._deploy(list(dict.fromkeys(redeploy)))
 
-    def _reload(self) -> None:
+    def _reload(self) -> plan.Plan | None:
+        """Load devloop.yaml again; what differs, or None when the new file is wrong."""
         try:
             new = config.load(self.project.root, self.project.profiles)
         except DevloopError as exc:
             self._emit(Error(f"devloop.yaml not reloaded, the running version stays: {exc}"))
-            return
+            return None
         unknown = [n for n in self.wanted if n not in new.services]
         if unknown:
             self._emit(Error(f"devloop.yaml not reloaded: it no longer defines {', '.join(unknown)}"))
-            return
+            return None
         decided = plan.replan(self.project, new, self.wanted)
         self.project = new
         self._builder = self._builder_factory(new)
@@ -183,13 +192,13 @@ class Session:
         for n in self.names:
             self._state.setdefault(n, _ServiceState())
         self._emit(Info("devloop.yaml reloaded"))
+        self._restart_watcher()
+        return decided
+
+    def _restart_watcher(self) -> None:
+        """The roots or ignore rules changed: watch anew (the old watcher ends on its own)."""
         self._watch_stop.set()
         self._start_watcher()
-        rebuild = [s.name for s in decided.services if s.rebuild]
-        if rebuild:
-            self._rebuild(rebuild)
-        elif decided.services:
-            self._deploy([s.name for s in decided.services])
 
     # -- sync --------------------------------------------------------------
 
@@ -294,22 +303,31 @@ class Session:
 
     # -- build and deploy --------------------------------------------------
 
-    def _rebuild(self, services: Iterable[str], *, initial: bool = False) -> None:
+    def _rebuild(self, services: Iterable[str], *, initial: bool = False, redeploy: Iterable[str] = (),
+                 fallback: Mapping[str, tuple[plan.Sync, ...]] | None = None, first_seen: float = 0.0) -> None:
         targets = self.project.closure(services)
         try:
             built = self._builder.build(targets)
         except DevloopError as exc:
             what = "the first build failed; fix it and save" if initial else "build failed; the running version stays"
             self._emit(Error(f"{what}: {exc}"))
+            for name, syncs in (fallback or {}).items():
+                if self._state[name].deployed and not self._state[name].sync_unavailable:
+                    self._sync(name, syncs, first_seen)  # the edit still reaches the running version
             return
+        changed = set(redeploy)
         for name, image in built.items():
-            if name in self._state:
-                if self._state[name].ref and self._state[name].ref != image.ref:
-                    self._replay.reset(name)  # the new image holds every synced file
-                self._state[name].ref = image.ref
-                self._state[name].sync_unavailable = False
-        deploy = [n for n in self.names if n in targets or any(d in targets for d in self.project.services[n].requires)]
-        self._deploy(deploy if not initial else list(self.names))
+            state = self._state.get(name)
+            if state is None or state.ref == image.ref:
+                continue  # same inputs, same tag: what runs is already this image
+            if state.ref:
+                self._replay.reset(name)  # the new image holds every synced file
+            state.ref, state.sync_unavailable = image.ref, False
+            changed.add(name)
+        if initial:
+            self._deploy(list(self.names))
+        elif changed:
+            self._deploy([n for n in self.names if n in changed])
 
     def _deploy(self, services: Sequence[str]) -> None:
         refs = {n: s.ref for n, s in self._state.items() if s.ref}
