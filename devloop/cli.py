@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from devloop import __version__
+from devloop import completion as complete
 from devloop.errors import EXIT_INTERRUPTED, EXIT_USAGE, DevloopError
 
 
@@ -25,7 +26,7 @@ class Options:
 
 def _profile_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
-        "-p", "--profile", "profiles", multiple=True, metavar="PROFILE",
+        "-p", "--profile", "profiles", multiple=True, metavar="PROFILE", shell_complete=complete.profiles,
         help="Apply this profile (repeatable). Default: the profiles whose activation matches.",
     )(f)
 
@@ -70,7 +71,7 @@ def _opts(ctx: click.Context, fmt: str | None = None) -> Options:
               help="Pin the image digests recorded by `devloop build --report FILE`.")
 @click.option("--validate", is_flag=True, help="Check every object against the Kubernetes schemas.")
 @click.option("--kube-version", default=None, metavar="X.Y", help="Kubernetes version for --validate.")
-@click.argument("services", nargs=-1)
+@click.argument("services", nargs=-1, shell_complete=complete.services)
 @click.pass_context
 def render(ctx: click.Context, profiles: tuple[str, ...], dest: str, images: tuple[str, ...],
            build_report: Path | None, validate: bool, kube_version: str | None, services: tuple[str, ...]) -> None:
@@ -94,7 +95,7 @@ def render(ctx: click.Context, profiles: tuple[str, ...], dest: str, images: tup
 @_format_option
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
               help="Write a JSON build report (image and digest per service) for `render --build-report`.")
-@click.argument("services", nargs=-1)
+@click.argument("services", nargs=-1, shell_complete=complete.services)
 @click.pass_context
 def build(ctx: click.Context, profiles: tuple[str, ...], push: bool, fmt: str | None, report: Path | None,
           services: tuple[str, ...]) -> None:
@@ -118,11 +119,14 @@ def _context_option(f: Callable[..., Any]) -> Callable[..., Any]:
 @_format_option
 @_context_option
 @click.option("--keep", is_flag=True, help="Leave the containers running on exit.")
-@click.argument("services", nargs=-1)
+@click.option("--plan", "show_plan", is_flag=True, help="Print what would be watched, synced and rebuilt; start nothing.")
+@click.argument("services", nargs=-1, shell_complete=complete.services)
 @click.pass_context
 def dev(ctx: click.Context, profiles: tuple[str, ...], fmt: str | None, context: str | None, keep: bool,
-        services: tuple[str, ...]) -> None:
+        show_plan: bool, services: tuple[str, ...]) -> None:
     """Build, deploy, then sync or rebuild on every change; logs and ports; Ctrl-C cleans up."""
+    if show_plan:
+        ctx.invoke(plan_, profiles=profiles, fmt=fmt, services=services)
     from devloop.commands import dev as cmd
 
     opts = _opts(ctx, fmt)
@@ -136,7 +140,7 @@ def dev(ctx: click.Context, profiles: tuple[str, ...], fmt: str | None, context:
 @_context_option
 @click.option("--timeout", type=float, default=None, metavar="SECONDS", help="How long to wait for health.")
 @click.option("--push/--no-push", default=None, help="Push the images (default: when `registry` is set).")
-@click.argument("services", nargs=-1)
+@click.argument("services", nargs=-1, shell_complete=complete.services)
 @click.pass_context
 def run_(ctx: click.Context, profiles: tuple[str, ...], fmt: str | None, context: str | None,
          timeout: float | None, push: bool | None, services: tuple[str, ...]) -> None:
@@ -162,6 +166,44 @@ def delete(ctx: click.Context, profiles: tuple[str, ...], fmt: str | None, conte
 
 
 @cli.command()
+@click.option("--force", is_flag=True, help="Overwrite devloop.yaml (and manifests) if they exist.")
+@click.option("--manifests", is_flag=True, help="Write editable manifests from the web/worker archetypes.")
+@click.option("--target", default=None, metavar="STAGE", help="Deploy this stage of the Dockerfiles that have it.")
+@click.pass_context
+def init(ctx: click.Context, force: bool, manifests: bool, target: str | None) -> None:
+    """Write devloop.yaml from the Dockerfiles here, with sync rules inferred from COPY/ADD."""
+    from devloop.commands import init as cmd
+
+    ctx.exit(cmd.run(_opts(ctx).directory, force=force, manifests=manifests, target=target))
+
+
+@cli.command(name="plan")
+@_profile_option
+@_format_option
+@click.argument("services", nargs=-1, shell_complete=complete.services)
+@click.pass_context
+def plan_(ctx: click.Context, profiles: tuple[str, ...], fmt: str | None, services: tuple[str, ...]) -> None:
+    """Print what `dev` would watch, ignore, sync and rebuild, and the inotify watches it needs."""
+    from devloop.commands import plan as cmd
+
+    opts = _opts(ctx, fmt)
+    ctx.exit(cmd.run(opts.directory, profiles=profiles, services=services, output=opts.output))
+
+
+@cli.command()
+@_profile_option
+@_format_option
+@_context_option
+@click.pass_context
+def doctor(ctx: click.Context, profiles: tuple[str, ...], fmt: str | None, context: str | None) -> None:
+    """Check the Docker engine, kube context, registry, inotify limits and images; print fixes."""
+    from devloop.commands import doctor as cmd
+
+    opts = _opts(ctx, fmt)
+    ctx.exit(cmd.run(opts.directory, profiles=profiles, context=context, output=opts.output))
+
+
+@cli.command()
 def schema() -> None:
     """Print the JSON Schema of devloop.yaml (for yaml-language-server and editors)."""
     from devloop.schema import json_schema
@@ -176,7 +218,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(argv: list[str] | None = None) -> int:
     try:
-        cli.main(args=argv, prog_name="devloop", standalone_mode=False)
+        # without standalone mode, click returns a command's ctx.exit(code) instead of raising it
+        code = cli.main(args=argv, prog_name="devloop", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
@@ -191,4 +234,4 @@ def run(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `devloop render | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    return 0
+    return code if isinstance(code, int) else 0

@@ -1,0 +1,209 @@
+"""`devloop doctor`'s checks: each one says what it found and, when something is wrong, how to fix it.
+
+A check never raises: whatever goes wrong becomes a failed Check with the message
+that came back, so that one broken part does not hide the state of the others.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import docker
+import requests
+
+from devloop import build_engine, survey
+from devloop.build import Builder
+from devloop.errors import DevloopError, RuntimeUnavailable
+from devloop.events import Event
+from devloop.profiles import current_kube_context
+from devloop.project import Project, Service
+from devloop.render import LABEL_MANAGED_BY, LABEL_PART_OF
+from devloop.watchroots import watch_roots
+
+Status = Literal["ok", "fail", "warn", "skip"]
+PROBE = "command -v sh && command -v tar && command -v dd"
+TIMEOUT = 10.0
+START_ENGINE = (
+    "start the engine: `make services` (or `bash .ci/services.sh`), or `sudo systemctl start docker`;"
+    " if it runs elsewhere, point DOCKER_HOST at it"
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+
+
+def docker_engine() -> tuple[Check, docker.DockerClient | None]:
+    """Reachable, and which version: the engine every build and the docker target use."""
+    where = os.environ.get("DOCKER_HOST") or build_engine.DEFAULT_HOST
+    try:
+        client = build_engine.connect(TIMEOUT)
+    except RuntimeUnavailable as exc:
+        return Check(
+            "docker engine", "fail", str(exc).replace("the Docker engine at ", ""), START_ENGINE
+        ), None
+    try:
+        v = client.version()
+    except (docker.errors.DockerException, requests.RequestException) as exc:
+        client.close()
+        return Check(
+            "docker engine",
+            "fail",
+            f"{where} answers a ping but not /version: {_short(exc)}",
+            START_ENGINE,
+        ), None
+    detail = f"Docker Engine {v.get('Version', '?')} (API {v.get('ApiVersion', '?')}) at {where}"
+    return Check("docker engine", "ok", detail), client
+
+
+def kube(project: Project | None, context_flag: str | None = None) -> Check:
+    """The kube context (configured, named, or current) exists and its API server answers."""
+    configured = context_flag or (project.kube_context if project else None)
+    context = configured or current_kube_context(os.environ)
+    if context is None:
+        return Check("kubernetes", "skip", "no kube context configured or current")
+    try:
+        from kubernetes import client as kclient
+        from kubernetes import config as kconfig
+
+        api = kconfig.new_client_from_config(context=context)  # type: ignore[no-untyped-call]
+        info = kclient.VersionApi(api).get_code(_request_timeout=TIMEOUT)
+    except (
+        Exception
+    ) as exc:  # kubeconfig errors, TLS, refused, timeouts: all say the same thing here
+        status: Status = (
+            "fail" if configured or (project and project.target == "kubernetes") else "warn"
+        )
+        return Check(
+            "kubernetes",
+            status,
+            f"context {context}: API server not reachable: {_short(exc)}",
+            f"start the cluster or fix the context (`kubectl --context {context} version`); "
+            "or choose another with `devloop dev --context NAME`",
+        )
+    return Check("kubernetes", "ok", f"context {context}: API server {info.git_version} answers")
+
+
+def registry(project: Project | None) -> Check:
+    """`registry` from devloop.yaml answers on /v2/ (401 counts: it is there, it wants a login)."""
+    if project is None or not project.registry:
+        return Check("registry", "skip", "no registry configured (images stay on the local engine)")
+    host = project.registry.split("/")[0]
+    schemes = (
+        ["http"] if host.split(":")[0] in ("localhost", "127.0.0.1", "::1") else ["https", "http"]
+    )
+    last = ""
+    for scheme in schemes:
+        url = f"{scheme}://{host}/v2/"
+        try:
+            r = requests.get(url, timeout=TIMEOUT)
+        except requests.RequestException as exc:
+            last = f"{url}: {_short(exc)}"
+            continue
+        if r.status_code in (200, 401):
+            return Check("registry", "ok", f"{url} answers {r.status_code}")
+        last = f"{url} answered {r.status_code}"
+    return Check(
+        "registry",
+        "fail",
+        f"registry {host} not reachable: {last}",
+        "start it (`make services` runs one on 127.0.0.1:5000) or fix `registry:` in devloop.yaml",
+    )
+
+
+def inotify(project: Project | None) -> Check:
+    """The watches this project needs against the kernel's per-user limit."""
+    limit = survey.inotify_limit()
+    if limit is None:
+        return Check("inotify", "skip", "no inotify on this system (devloop polls instead)")
+    if project is None:
+        return Check(
+            "inotify", "ok", f"limit {limit} watches (no devloop.yaml here to count against)"
+        )
+    needed = watch_roots(project, project.services).watches
+    detail = f"{needed} watches needed, limit {limit}"
+    fix = f"raise it: `sudo sysctl fs.inotify.max_user_watches={max(524288, needed * 2)}`"
+    if needed > limit:
+        return Check("inotify", "fail", detail, fix)
+    if needed > limit // 2:  # other programs (editors, IDEs) hold watches too
+        return Check("inotify", "warn", detail + ": other programs share that limit", fix)
+    return Check("inotify", "ok", detail)
+
+
+def images(project: Project, client: docker.DockerClient) -> Iterator[Check]:
+    """Each synced service's image has sh, tar and dd, which the sync agent runs."""
+    for svc in project.services.values():
+        if not svc.sync:
+            yield Check(
+                f"image {svc.name}", "skip", "no sync rules: every change rebuilds, no tools needed"
+            )
+            continue
+        yield _image(project, svc, client)
+
+
+def _image(project: Project, svc: Service, client: docker.DockerClient) -> Check:
+    name = f"image {svc.name}"
+    try:
+        ref = Builder(project, client, _quiet, push=False).build([svc.name])[svc.name].ref
+    except DevloopError as exc:
+        return Check(
+            name,
+            "fail",
+            f"cannot build it to look inside: {_short(exc)}",
+            f"fix the build first: `devloop build {svc.name}`",
+        )
+    try:
+        code, out = _probe(client, ref, project, svc)
+    except docker.errors.DockerException as exc:
+        code, out = -1, _short(exc)
+    if code != 0:
+        return Check(
+            name,
+            "fail",
+            f"{ref} lacks sh, tar or dd for the sync agent: {out or f'exit {code}'}",
+            "base the image on one with a shell, tar and dd (busybox has all three); "
+            "without them every change rebuilds instead of syncing",
+        )
+    tools = " ".join(line.strip() for line in out.splitlines() if line.strip())
+    return Check(name, "ok", f"{ref} has {tools}")
+
+
+def _probe(
+    client: docker.DockerClient, ref: str, project: Project, svc: Service
+) -> tuple[int, str]:
+    """Run PROBE in a throwaway container of `ref`: exit code and output. The container always goes."""
+    container = client.containers.create(
+        ref,
+        entrypoint=["sh", "-c"],
+        command=[PROBE],
+        user="0",
+        name=f"devloop-doctor-{svc.name}-{uuid.uuid4().hex[:6]}",
+        labels={
+            LABEL_MANAGED_BY: "devloop",
+            LABEL_PART_OF: project.name,
+            "devloop.dev/doctor": "true",
+        },
+    )
+    try:
+        container.start()
+        code = int(container.wait(timeout=60)["StatusCode"])
+        return code, container.logs().decode(errors="replace")
+    finally:
+        container.remove(force=True)
+
+
+def _quiet(event: Event) -> None:
+    """Doctor builds silently: only the verdict matters."""
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 300 else text[:297] + "..."

@@ -1,0 +1,1 @@
+"""The python-web sample: a JSON API on http.server."""
