@@ -119,7 +119,9 @@ class Session:
         self._pool.close()
         for t in self._threads:
             t.join(timeout=5)
-        if not keep:
+        if keep:
+            self.runtime.close()
+        else:
             self.runtime.teardown()
 
     # -- the watcher feeds the queue --------------------------------------

@@ -120,7 +120,8 @@ def test_dev_loop_end_to_end(project: tuple[Path, str, int], docker_client: dock
         dev.wait_event("sync", since=mark, service="web")
         (root / "app/README.md").write_text("changed\n")
         dev.wait_event("build_done", since=mark, service="web", timeout=120)
-        dev.wait_event("ready", since=mark, service="web", timeout=120)
+        deployed = dev.wait_event("deploy", since=mark, service="web", timeout=120)
+        dev.wait_event("ready", since=dev.events.index(deployed), service="web", timeout=120)
         eventually(lambda: _serves(f"{url}/index.html", "v3"), 30, what="v3 after rebuild")
         [rebuilt] = _containers(docker_client, name)
         assert rebuilt.id != container.id

@@ -67,7 +67,10 @@ class Runtime(Protocol):
         """Make each service's `ports` reachable on 127.0.0.1; service → URLs."""
 
     def teardown(self) -> None:
-        """Remove what this session created."""
+        """Remove what this session created (and stop background work)."""
+
+    def close(self) -> None:
+        """Stop background work and leave what runs (`--keep`)."""
 
     def delete_all(self) -> int:
         """Remove everything labelled as this project's; the number of objects removed."""
