@@ -14,6 +14,8 @@ import types
 from collections.abc import Callable
 from pathlib import Path
 
+from common import Table
+
 from devloop import digest
 from devloop.project import Service
 
@@ -65,14 +67,11 @@ def timed(fn: Callable[[], object], rounds: int) -> list[float]:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--files", type=int, default=10_000)
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
+def run(files: int, rounds: int) -> list[tuple[str, list[float]]]:
+    """Milliseconds per round: cold (no stat cache), warm, and warm with one file edited."""
     with tempfile.TemporaryDirectory(prefix="devloop-bench-digest-") as tmp:
         root = Path(tmp)
-        make_context(root, args.files)
+        make_context(root, files)
         svc = service(root)
 
         def cold() -> None:
@@ -82,20 +81,35 @@ def main() -> None:
         def warm() -> None:
             digest.service_tag(svc, {})
 
-        rows = [("cold (no stat cache)", timed(cold, args.rounds))]
+        rows = [("cold (no stat cache)", timed(cold, rounds))]
         warm()
-        rows.append(("warm (stat cache)", timed(warm, args.rounds)))
+        rows.append(("warm (stat cache)", timed(warm, rounds)))
         target = root / "src" / "pkg000" / "mod00000.py"
 
         def edited() -> None:
             target.write_text(str(time.time()))
             warm()
 
-        rows.append(("warm, 1 file edited", timed(edited, args.rounds)))
-    print(f"digest of a {args.files}-file context ({args.rounds} rounds)")
-    print(f"{'case':<24}{'median ms':>12}{'min ms':>10}{'max ms':>10}")
+        rows.append(("warm, 1 file edited", timed(edited, rounds)))
+        return rows
+
+
+def table(files: int, rows: list[tuple[str, list[float]]]) -> Table:
+    t = Table(
+        f"5b. Digest (image tag) of a {files:,}-file context",
+        ["case", "median ms", "min ms", "max ms", "rounds"],
+    )
     for name, ms in rows:
-        print(f"{name:<24}{statistics.median(ms):>12.1f}{min(ms):>10.1f}{max(ms):>10.1f}")
+        t.add(name, f"{statistics.median(ms):.1f}", f"{min(ms):.1f}", f"{max(ms):.1f}", len(ms))
+    return t
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    print(table(args.files, run(args.files, args.rounds)).text())
 
 
 if __name__ == "__main__":
