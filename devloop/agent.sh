@@ -38,6 +38,19 @@ oneline() {
   printf '%s' "$*"
 }
 
+# A scratch file lets a small batch cost two processes (dd, tar) instead of a pipeline
+# of five: dd consumes exactly the tar's bytes, so a failing tar cannot desync the stream.
+# Without a writable temp dir, fall back to the pipeline.
+scratch=""
+for dir in "${TMPDIR:-/tmp}" /dev/shm /var/tmp "$HOME"; do
+  if [ -n "$dir" ] && [ -d "$dir" ] && : 2>/dev/null >"$dir/.devloop-sync.$$"; then
+    scratch="$dir/.devloop-sync.$$"
+    break
+  fi
+done
+errs="${scratch:+$scratch.err}"
+trap '[ -n "$scratch" ] && rm -f "$scratch" "$errs"' EXIT
+
 set -f  # paths from the delete list must never be glob-expanded
 nl='
 '
@@ -56,7 +69,13 @@ while IFS=' ' read -r seq dn tn; do
     done
     IFS=' '
   fi
-  if [ "$tn" -gt 0 ]; then
+  if [ "$tn" -gt 0 ] && [ -n "$scratch" ] && [ "$tn" -le 1048576 ]; then
+    if dd bs="$tn" count=1 iflag=fullblock of="$scratch" 2>/dev/null; then
+      tar -x -m -o -f "$scratch" -C / 2>"$errs" || out="$out$(cat "$errs")${nl}tar failed$nl"
+    else
+      out="${out}could not read the batch$nl"
+    fi
+  elif [ "$tn" -gt 0 ]; then
     # the reader drains what tar leaves unread, so a failed extraction keeps the framing
     msg=$(take "$tn" | { tar -x -m -o -f - -C / 2>&1; rc=$?; dd of=/dev/null bs=65536 2>/dev/null; exit $rc; }) \
       || out="$out${msg:-tar failed}$nl"
