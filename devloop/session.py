@@ -79,6 +79,7 @@ class Session:
         self._threads: list[threading.Thread] = []
         self._watch_stop = threading.Event()
         self._urls: dict[str, list[str]] = {}
+        self._cache: dict[str, list[Instance]] = {}
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -89,9 +90,14 @@ class Session:
     def start(self) -> None:
         """Build, deploy and start watching. A failed first build is reported; the loop still starts."""
         self._start_watcher()
-        self.runtime.watch_instances(lambda s: self._queue.put(InstancesChanged(s)), self.stop)
+        self.runtime.watch_instances(self._instances_changed, self.stop)
         self.runtime.follow_logs(self._emit, self.stop)
         self._rebuild(self.names, initial=True)
+
+    def _instances_changed(self, service: str) -> None:
+        """From the runtime's watch thread: forget the cached list now, replay in the loop."""
+        self._cache.pop(service, None)
+        self._queue.put(InstancesChanged(service))
 
     def step(self, timeout: float = 0.25) -> bool:
         """Handle the queued work (coalesced); False once the session is stopped."""
@@ -216,7 +222,7 @@ class Session:
             self._emit(Warning(w, service))
         if not len(batch):
             return True
-        instances = self.runtime.instances(service)
+        instances = self._instances(service)
         if not instances:
             self._emit(Warning("no running container to sync to; rebuilding", service))
             return False
@@ -224,11 +230,21 @@ class Session:
         for w in payload.warnings[len(batch.warnings):]:
             self._emit(Warning(w, service))
         outcomes = self._pool.sync(service, instances, payload)
+        if any(o.error and not isinstance(o.error, SyncUnavailable) for o in outcomes):
+            # a container went or restarted under us: look again and send again (it is idempotent)
+            outcomes = self._pool.sync(service, self._instances(service, fresh=True), payload)
+        # remembered even where it failed: the next container of this image gets it by replay
+        self._replay.record(service, batch, _thens(syncs))
         ok = self._report(service, outcomes, payload, first_seen, replay=False)
-        if ok:
-            self._replay.record(service, batch, _thens(syncs))
-            self._after_sync(service, [o.instance for o in outcomes if o.ack], _thens(syncs))
+        self._after_sync(service, [o.instance for o in outcomes if o.ack], _thens(syncs))
         return ok or not self._state[service].sync_unavailable
+
+    def _instances(self, service: str, *, fresh: bool = False) -> list[Instance]:
+        """The service's containers, cached between changes to them (listing costs ~5 ms)."""
+        cached = self._cache.get(service)
+        if fresh or cached is None:
+            cached = self._cache[service] = self.runtime.instances(service)
+        return cached
 
     def _report(self, service: str, outcomes: Sequence[object], payload: sync.Payload,
                 first_seen: float, *, replay: bool) -> bool:
@@ -271,7 +287,7 @@ class Session:
         state = self._state.get(service)
         if state is None or not state.deployed:
             return
-        fresh = [i for i in self.runtime.instances(service) if i.generation not in state.generations]
+        fresh = [i for i in self._instances(service, fresh=True) if i.generation not in state.generations]
         if fresh:
             self._replay_into(service, fresh)
             self._emit(Ready(service=service, urls=self._urls.get(service, [])))
@@ -285,7 +301,7 @@ class Session:
             self._report(service, outcomes, payload, time.monotonic(), replay=True)
             if "restart" in self._replay.thens(service):
                 self._after_sync(service, [o.instance for o in outcomes if o.ack], {"restart"})
-        current = self.runtime.instances(service)
+        current = self._instances(service, fresh=True)
         state.generations.update(i.generation for i in current)
         self._warm(service, current)
 
@@ -354,7 +370,7 @@ class Session:
             self._urls = self.runtime.forward_ports(self._emit, self.stop)
         for n in services:
             self._state[n].deployed = True
-            fresh = [i for i in self.runtime.instances(n) if i.generation not in self._state[n].generations]
+            fresh = [i for i in self._instances(n, fresh=True) if i.generation not in self._state[n].generations]
             self._replay_into(n, fresh)
             self._emit(Ready(service=n, urls=self._urls.get(n, [])))
 
