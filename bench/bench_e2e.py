@@ -59,7 +59,7 @@ def _edit(run: DevRun, poller: Poller, rels: list[str], token: str, series: Seri
     series.visible_ms.append((shown - start) * 1000)
     first = run.wait("sync", mark)
     # a random pause: late syncs of this edit land in its window, and edits do not
-    # phase-lock with the watcher's 10 ms step
+    # phase-lock with the watcher's step
     time.sleep(random.uniform(0.03, 0.06))
     series.sync_ms.append(float(first["ms"]))
     if len(run.events("sync", mark)) > 1:
@@ -87,7 +87,7 @@ def table(series: list[Series], where: str = "Docker") -> Table:
     gap = Stats.of([v - e for v, e in zip(one.visible_ms, one.sync_ms, strict=True)]).p50
     t.notes.append(
         f"write → visible exceeds the sync event's ms by {gap:.1f} ms at p50 (1 file): the event "
-        "counts from the watcher's estimate of the first change (batch yielded minus one 10 ms step)"
+        "counts from the watcher's estimate of the first change (batch yielded minus one step)"
     )
     splits = {s.files: s.split for s in series if s.split}
     if splits:

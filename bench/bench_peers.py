@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bench_channel import compare, payload_maker
 from bench_e2e import Series
+from bench_stages import STEP_MS
 from common import Stats, Table, ms
 from devrun import DevRun
 
@@ -48,7 +49,7 @@ def table(one_file: Series, times: dict[str, list[float]], where: str = "Docker"
          "total p95", "total p50 / devloop p50"],
     )  # fmt: skip
     e2e = Stats.of(one_file.visible_ms)
-    t.add("devloop dev (measured: write → visible)", "10 (step)", "-", "-", ms(e2e.p50),
+    t.add("devloop dev (measured: write → visible)", f"{STEP_MS} (step)", "-", "-", ms(e2e.p50),
           ms(e2e.p95), "1.0x")  # fmt: skip
     chan = Stats.of(times["channel"])
     t.add("  its channel alone, same container", "-", ms(chan.p50), ms(chan.p95), "-", "-", "-")

@@ -12,6 +12,7 @@ a long-lived exec (Docker's transport alone), and the sync agent applying the ba
 from __future__ import annotations
 
 import argparse
+import inspect
 import queue
 import random
 import threading
@@ -33,11 +34,12 @@ from devloop.project import Project
 from devloop.runtime.docker_stream import DockerTransport
 from devloop.watch import Watcher
 
+STEP_MS = inspect.signature(Watcher.__init__).parameters["step_ms"].default
 STAGES = (
-    "write → batch yielded (watcher, 10 ms step)",
+    f"write → batch yielded (watcher, {STEP_MS} ms step)",
     "plan",
     "batch + encode (tar)",
-    "instance lookup (list + inspect)",
+    "instance lookup (list + inspect; the session caches it between container changes)",
     "send → ack (agent applies)",
     "total",
 )
