@@ -1,29 +1,32 @@
-# The same commands run here, in the pre-commit hook and in CI (.ci/run).
+# The same commands run here, in CI (.ci/run) and in the README's quickstart.
 VENV ?= .venv
 BIN := $(VENV)/bin
 
 .PHONY: install services test lint bench dev clean
 
-install:
+# Installing is idempotent but not free: redo it only when the dependencies change.
+$(VENV)/.installed: pyproject.toml .ci/install.sh
 	bash .ci/install.sh
+	touch $@
 
-services:
+install: $(VENV)/.installed
+
+services: install
 	bash .ci/services.sh
 
-test:
+test: services
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint:
+lint: install
 	$(BIN)/ruff check devloop tests bench
-	$(BIN)/ruff format --check devloop tests bench
 	$(BIN)/mypy
 
-bench:
-	$(BIN)/python bench/run_all.py
+bench: services
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
-dev: install services
+dev: services
 	$(BIN)/devloop dev
 
 clean:
-	$(BIN)/devloop delete || true
-	rm -rf build dist *.egg-info
+	-$(BIN)/devloop delete
+	rm -rf build dist *.egg-info $(VENV)/.installed
