@@ -362,17 +362,23 @@ class Session:
         for n in services:
             objects = sum(1 for m in manifests if m.service == n)
             self._emit(Deployed(service=n, image=refs[n], objects=objects))
+        ready = True
         try:
             self.runtime.wait_ready(services, self._ready_timeout, self._interrupt)
         except DevloopError as exc:
             self._emit(Error(str(exc)))
+            ready = False
+        # a new edit interrupts the wait: its step comes next, and containers that come up
+        # later are replayed into and reported ready as they start (`_on_instances`)
+        ready = ready and not self._interrupt.is_set()
         if not self._urls:
             self._urls = self.runtime.forward_ports(self._emit, self.stop)
         for n in services:
             self._state[n].deployed = True
             fresh = [i for i in self._instances(n, fresh=True) if i.generation not in self._state[n].generations]
             self._replay_into(n, fresh)
-            self._emit(Ready(service=n, urls=self._urls.get(n, [])))
+            if ready:
+                self._emit(Ready(service=n, urls=self._urls.get(n, [])))
 
 
 def _default_watcher(project: Project, services: Sequence[str], stop: threading.Event) -> Iterable[ChangeBatch]:
