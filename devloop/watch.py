@@ -62,7 +62,7 @@ class Watcher:
         services: Iterable[str],
         stop: threading.Event,
         *,
-        step_ms: int = 8,
+        step_ms: int = 10,
         max_batch_ms: int = 2000,
         poll_ms: int = 1000,
     ) -> None:
