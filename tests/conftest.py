@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-pytest_plugins = ["tests.project_fixture"]
+pytest_plugins = ["tests.project_fixture", "tests.kubeapi.fixture", "tests.syncbox"]
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

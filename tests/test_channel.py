@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
     from tests.syncbox import Box
 
-pytest_plugins = ["tests.syncbox"]
 pytestmark = pytest.mark.docker
 
 RULE = SyncRule(src="app/**", dest="/srv/app", then="none", strip="app")

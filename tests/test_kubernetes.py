@@ -27,7 +27,6 @@ from tests.test_kubernetes_scenarios import (
 if TYPE_CHECKING:
     from tests.kubeapi.fixture import KubeApi
 
-pytest_plugins = ["tests.kubeapi.fixture"]
 pytestmark = [pytest.mark.docker]
 
 # Not kind-*: a kind context makes the builder run `kind load`; a loopback server is local enough.

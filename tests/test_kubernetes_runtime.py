@@ -25,7 +25,6 @@ from devloop.runtime.kubernetes import KubernetesRuntime
 if TYPE_CHECKING:
     from tests.kubeapi.fixture import KubeApi
 
-pytest_plugins = ["tests.kubeapi.fixture"]
 
 
 @pytest.mark.parametrize(("context", "server", "local"), [

@@ -18,7 +18,6 @@ from tests.sync_project import service_at
 if TYPE_CHECKING:
     from tests.syncbox import Box
 
-pytest_plugins = ["tests.syncbox"]
 pytestmark = pytest.mark.docker
 
 RULE = SyncRule(src="app/**", dest="/srv/app", then="none", strip="app")

@@ -1,0 +1,47 @@
+"""pytest fixtures: `kube_api` (one server per session) and `kube_namespace` (a fresh name per test).
+
+Load with `pytest_plugins = ["tests.kubeapi.fixture"]`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.kubeapi import meta
+from tests.kubeapi.app import CONTEXT, KubeApiServer
+from tests.kubeapi.settings import Settings
+
+
+@dataclass(frozen=True)
+class KubeApi:
+    """What a test needs to reach the server as a client would: a kubeconfig and its context."""
+
+    server: KubeApiServer
+    kubeconfig: Path
+    context: str
+    url: str
+
+
+@pytest.fixture(scope="session")
+def kube_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApi]:
+    server = KubeApiServer(settings=Settings.fast())
+    server.start()
+    try:
+        kubeconfig = server.write_kubeconfig(tmp_path_factory.mktemp("kubeapi") / "kubeconfig")
+        yield KubeApi(server, kubeconfig, CONTEXT, server.url)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def kube_namespace(kube_api: KubeApi, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace name no other test uses (not created); deleted with its pods afterwards."""
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"{slug}-{meta.random_suffix(4)}"
+    yield name
+    kube_api.server.delete_namespace(name)
