@@ -42,7 +42,7 @@ oneline() {
 # of five: dd consumes exactly the tar's bytes, so a failing tar cannot desync the stream.
 # Without a writable temp dir, fall back to the pipeline.
 scratch=""
-for dir in "${TMPDIR:-/tmp}" /dev/shm /var/tmp "$HOME"; do
+for dir in /dev/shm "${TMPDIR:-/tmp}" /var/tmp "$HOME"; do
   if [ -n "$dir" ] && [ -d "$dir" ] && : 2>/dev/null >"$dir/.devloop-sync.$$"; then
     scratch="$dir/.devloop-sync.$$"
     break
