@@ -14,8 +14,15 @@ from devloop import build_deliver, digest
 from devloop.build_command import CommandBuild
 from devloop.build_docker import DockerBuild
 from devloop.errors import BuildError
-from devloop.events import BuildDone, BuildSkipped, BuildStarted, BuildStep, Emit, Info
-from devloop.events import Warning as WarningEvent
+from devloop.events import (
+    BuildDone,
+    BuildSkipped,
+    BuildStarted,
+    BuildStep,
+    Emit,
+    Info,
+    WarningEvent,
+)
 from devloop.project import Project, Service
 from devloop.registry import RegistryError, manifest_digest, registry_of
 from devloop.render import LABEL_PART_OF

@@ -115,7 +115,7 @@ class Info(Event):
 
 
 @dataclass(frozen=True)
-class Warning(Event):  # noqa: A001 - the event's name on the wire
+class WarningEvent(Event):
     kind: ClassVar[str] = "warning"
     message: str
     service: str | None = None
@@ -206,7 +206,7 @@ class TextSink:
                 return f"{tag}restarted process in {e.container[:12]}"
             case Info():
                 return f"{tag}{escape(e.message)}"
-            case Warning():
+            case WarningEvent():
                 return f"{tag}[yellow]warning:[/] {escape(e.message)}"
             case Error():
                 return f"{tag}[red]error:[/] {escape(e.message)}"

@@ -19,7 +19,17 @@ from devloop.changes import Change, ChangeBatch
 from devloop.channel import SyncUnavailable
 from devloop.channel_pool import ChannelPool
 from devloop.errors import DevloopError
-from devloop.events import Changes, Deployed, Emit, Error, Info, Ready, Restarted, SyncDone, Warning
+from devloop.events import (
+    Changes,
+    Deployed,
+    Emit,
+    Error,
+    Info,
+    Ready,
+    Restarted,
+    SyncDone,
+    WarningEvent,
+)
 from devloop.project import Project
 from devloop.replay import Replay
 from devloop.runtime.base import Instance, Runtime
@@ -148,7 +158,7 @@ class Session:
                 self._emit(Error(f"watching stopped: {exc}"))
             finally:
                 if stop is self._watch_stop and not self.stop.is_set():
-                    self._emit(Warning("the file watcher stopped"))
+                    self._emit(WarningEvent("the file watcher stopped"))
 
         t = threading.Thread(target=feed, name="devloop-watch", daemon=True)
         t.start()
@@ -219,16 +229,16 @@ class Session:
         syncs = list(syncs)
         batch = sync.batch_for_plan(svc, syncs)
         for w in batch.warnings:
-            self._emit(Warning(w, service))
+            self._emit(WarningEvent(w, service))
         if not len(batch):
             return True
         instances = self._instances(service)
         if not instances:
-            self._emit(Warning("no running container to sync to; rebuilding", service))
+            self._emit(WarningEvent("no running container to sync to; rebuilding", service))
             return False
         payload = sync.encode(batch)
         for w in payload.warnings[len(batch.warnings):]:
-            self._emit(Warning(w, service))
+            self._emit(WarningEvent(w, service))
         outcomes = self._pool.sync(service, instances, payload)
         if any(o.error and not isinstance(o.error, SyncUnavailable) for o in outcomes):
             # a container went or restarted under us: look again and send again (it is idempotent)
@@ -316,7 +326,7 @@ class Session:
     def _unavailable(self, service: str, error: SyncUnavailable) -> None:
         state = self._state[service]
         if not state.said_unavailable:
-            self._emit(Warning(str(error), service))
+            self._emit(WarningEvent(str(error), service))
         state.said_unavailable = state.sync_unavailable = True
 
     # -- build and deploy --------------------------------------------------

@@ -9,7 +9,7 @@ import docker
 
 from devloop import supervisor
 from devloop.errors import DeployError, DevloopError, SyncError
-from devloop.events import Emit, Warning
+from devloop.events import Emit, WarningEvent
 from devloop.project import Project
 from devloop.render import Manifest
 from devloop.runtime.base import Instance, Transport
@@ -139,7 +139,7 @@ class KubernetesRuntime:
                     forward = PortForward(self._rest, self._namespace, port.local, port.container,
                                           self._picker(name), stop)
                 except OSError as exc:
-                    emit(Warning(f"cannot listen on 127.0.0.1:{port.local} for port {port.container}: {exc}", name))
+                    emit(WarningEvent(f"cannot listen on 127.0.0.1:{port.local} for port {port.container}: {exc}", name))
                     continue
                 urls.setdefault(name, []).append(forward.url)
         return urls
