@@ -176,3 +176,42 @@ def test_unknown_service_is_a_usage_error(project: tuple[Path, str, int]) -> Non
     assert dev.wait(60) == 2
     assert any("unknown service" in line for line in dev.stderr), dev.describe()
     assert os.path.exists(root / "devloop.yaml")
+
+
+NO_SHELL = """\
+FROM scratch
+COPY busybox /httpd
+COPY site /www
+CMD ["/httpd", "-f", "-p", "8080", "-h", "/www"]
+"""
+
+
+def test_an_image_without_a_shell_is_said_once_and_rebuilt(tmp_path: Path, docker_client: docker.DockerClient,
+                                                             base_image: str) -> None:
+    name = f"dn{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    app = tmp_path / "app"
+    (app / "site").mkdir(parents=True)
+    (app / "Dockerfile").write_text(NO_SHELL)
+    (app / "busybox").write_bytes(Path("/bin/busybox").read_bytes())
+    (app / "busybox").chmod(0o755)
+    (app / "site" / "index.html").write_text("one\n")
+    (tmp_path / "devloop.yaml").write_text(CONFIG.format(name=name, port=port).split("      - src: \"conf")[0])
+    url = f"http://127.0.0.1:{port}/index.html"
+    dev = DevProcess(tmp_path)
+    try:
+        dev.wait_event("ready", service="web", timeout=180)
+        for text in ("two\n", "three\n"):
+            mark = dev.mark()
+            (app / "site" / "index.html").write_text(text)
+            dev.wait_event("build_done", since=mark, service="web", timeout=120)
+            eventually(lambda t=text: _serves(url, t.strip()), 60, what=f"{text.strip()} after the rebuild")
+        warnings = [e for e in dev.events if e["event"] == "warning" and "cannot sync" in e["message"]]
+        assert len(warnings) == 1, dev.describe()
+        assert "no sh" in warnings[0]["message"]
+    finally:
+        dev.interrupt()
+        for c in docker_client.containers.list(all=True, filters={"label": f"devloop.project={name}"}):
+            c.remove(force=True)
+        for img in docker_client.images.list(name=f"devloop-test-dev/{name}"):
+            docker_client.images.remove(img.id, force=True)
