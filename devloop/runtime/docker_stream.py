@@ -23,6 +23,7 @@ import requests
 
 from devloop.channel import StreamClosed, StreamTimeout
 from devloop.errors import SyncError
+from devloop.runtime.lines import pop_line, tail_text
 
 _HEADER = struct.Struct(">BxxxL")
 _STDOUT, _STDERR = 1, 2
@@ -65,13 +66,11 @@ class DockerTransport:
     def readline(self, timeout: float) -> bytes:
         deadline = time.monotonic() + timeout
         while True:
-            end = self._out.find(b"\n")
-            if end >= 0:
-                line = bytes(self._out[:end]).rstrip(b"\r")
-                del self._out[:end + 1]
+            line = pop_line(self._out)
+            if line is not None:
                 return line
             if self._eof:
-                tail = bytes(self._out).decode(errors="replace").strip()
+                tail = tail_text(self._out)
                 raise StreamClosed(f"{self._what} ended{': ' + tail if tail else ''}{self._stderr_note()}")
             self._receive(deadline)
 

@@ -21,6 +21,7 @@ from websocket import WebSocketException
 from devloop.channel import StreamClosed, StreamTimeout
 from devloop.errors import SyncError
 from devloop.runtime.kube_rest import Rest
+from devloop.runtime.lines import pop_line, tail_text
 
 STDOUT, STDERR, ERROR = 1, 2, 3
 _ERR_KEEP = 4096
@@ -53,13 +54,11 @@ class KubeTransport:
     def readline(self, timeout: float) -> bytes:
         deadline = time.monotonic() + timeout
         while True:
-            end = self._out.find(b"\n")
-            if end >= 0:
-                line = bytes(self._out[:end]).rstrip(b"\r")
-                del self._out[:end + 1]
+            line = pop_line(self._out)
+            if line is not None:
                 return line
             if not self._ws.is_open():
-                tail = bytes(self._out).decode(errors="replace").strip()
+                tail = tail_text(self._out)
                 raise StreamClosed(f"{self._what} ended{': ' + tail if tail else ''}{self._notes()}")
             left = deadline - time.monotonic()
             if left <= 0:
