@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from devloop import config, plan, render, sync
+from devloop import config, plan, render
 from devloop.build import Builder
 from devloop.changes import Change, ChangeBatch
-from devloop.channel import SyncUnavailable
-from devloop.channel_pool import ChannelPool
 from devloop.errors import DevloopError
 from devloop.events import (
     Changes,
@@ -26,13 +23,11 @@ from devloop.events import (
     Error,
     Info,
     Ready,
-    Restarted,
-    SyncDone,
     WarningEvent,
 )
 from devloop.project import Project
-from devloop.replay import Replay
 from devloop.runtime.base import Instance, Runtime
+from devloop.syncer import Syncer
 from devloop.watch import Watcher
 
 WatcherFactory = Callable[[Project, Sequence[str], threading.Event], Iterable[ChangeBatch]]
@@ -52,8 +47,6 @@ Work = ChangeBatch | InstancesChanged
 class _ServiceState:
     ref: str = ""
     deployed: bool = False
-    sync_unavailable: bool = False
-    said_unavailable: bool = False  # "sync cannot work in this image" is said once per session
     generations: set[str] = field(default_factory=set)
 
 
@@ -82,14 +75,12 @@ class Session:
         self.stop = threading.Event()
         self._queue: queue.Queue[Work] = queue.Queue()
         self._interrupt = threading.Event()  # a new edit interrupts a wait for readiness
-        self._pool = ChannelPool(runtime.open_stream)
-        self._replay = Replay()
+        self._syncer = Syncer(runtime, emit)
         self._state = {n: _ServiceState() for n in self.names}
         self._filters = plan.context_filters(project, self.wanted)
         self._threads: list[threading.Thread] = []
         self._watch_stop = threading.Event()
         self._urls: dict[str, list[str]] = {}
-        self._cache: dict[str, list[Instance]] = {}
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -106,7 +97,7 @@ class Session:
 
     def _instances_changed(self, service: str) -> None:
         """From the runtime's watch thread: forget the cached list now, replay in the loop."""
-        self._cache.pop(service, None)
+        self._syncer.forget(service)
         self._queue.put(InstancesChanged(service))
 
     def step(self, timeout: float = 0.25) -> bool:
@@ -132,7 +123,7 @@ class Session:
     def close(self, *, keep: bool = False) -> None:
         self.stop.set()
         self._watch_stop.set()
-        self._pool.close()
+        self._syncer.close()
         for t in self._threads:
             t.join(timeout=5)
         if keep:
@@ -221,74 +212,8 @@ class Session:
     # -- sync --------------------------------------------------------------
 
     def _synced(self, sp: plan.ServicePlan, first_seen: float) -> bool:
-        return not self._state[sp.name].sync_unavailable and self._sync(sp.name, sp.syncs, first_seen)
-
-    def _sync(self, service: str, syncs: Iterable[plan.Sync], first_seen: float) -> bool:
-        """Sync to every container of `service`; False when it must be rebuilt instead."""
-        svc = self.project.services[service]
-        syncs = list(syncs)
-        batch = sync.batch_for_plan(svc, syncs)
-        for w in batch.warnings:
-            self._emit(WarningEvent(w, service))
-        if not len(batch):
-            return True
-        instances = self._instances(service)
-        if not instances:
-            self._emit(WarningEvent("no running container to sync to; rebuilding", service))
-            return False
-        payload = sync.encode(batch)
-        for w in payload.warnings[len(batch.warnings):]:
-            self._emit(WarningEvent(w, service))
-        outcomes = self._pool.sync(service, instances, payload)
-        if any(o.error and not isinstance(o.error, SyncUnavailable) for o in outcomes):
-            # a container went or restarted under us: look again and send again (it is idempotent)
-            outcomes = self._pool.sync(service, self._instances(service, fresh=True), payload)
-        # remembered even where it failed: the next container of this image gets it by replay
-        self._replay.record(service, batch, _thens(syncs))
-        ok = self._report(service, outcomes, payload, first_seen, replay=False)
-        self._after_sync(service, [o.instance for o in outcomes if o.ack], _thens(syncs))
-        return ok or not self._state[service].sync_unavailable
-
-    def _instances(self, service: str, *, fresh: bool = False) -> list[Instance]:
-        """The service's containers, cached between changes to them (listing costs ~5 ms)."""
-        cached = self._cache.get(service)
-        if fresh or cached is None:
-            cached = self._cache[service] = self.runtime.instances(service)
-        return cached
-
-    def _report(self, service: str, outcomes: Sequence[object], payload: sync.Payload,
-                first_seen: float, *, replay: bool) -> bool:
-        from devloop.channel_pool import Outcome
-
-        ok = True
-        for o in outcomes:
-            assert isinstance(o, Outcome)
-            if o.ack is not None:
-                self._emit(SyncDone(service=service, container=o.instance.name, files=payload.files,
-                                    deleted=payload.deleted, bytes=payload.size,
-                                    ms=round((time.monotonic() - first_seen) * 1000, 2), replay=replay))
-            elif isinstance(o.error, SyncUnavailable):
-                self._unavailable(service, o.error)
-                ok = False
-            else:
-                self._emit(Error(f"sync to {o.instance.name} failed: {o.error}", service))
-                ok = False
-        return ok
-
-    def _after_sync(self, service: str, instances: Sequence[Instance], thens: set[object]) -> None:
-        for then in sorted(thens, key=str):
-            for inst in instances:
-                try:
-                    if then == "restart":
-                        self.runtime.restart_process(inst)
-                        self._emit(Restarted(service=service, container=inst.name))
-                    elif isinstance(then, tuple):
-                        code, out = self.runtime.exec(inst, then)
-                        if code != 0:
-                            tail = out.decode(errors="replace").strip()[-500:]
-                            self._emit(Error(f"after-sync command {' '.join(then)} exited {code}: {tail}", service))
-                except DevloopError as exc:
-                    self._emit(Error(f"after sync in {inst.name}: {exc}", service))
+        return self._syncer.can_sync(sp.name) and self._syncer.sync(self.project.services[sp.name], sp.syncs,
+                                                                    first_seen)
 
     # -- containers that came, restarted or went ---------------------------
 
@@ -297,37 +222,17 @@ class Session:
         state = self._state.get(service)
         if state is None or not state.deployed:
             return
-        fresh = [i for i in self._instances(service, fresh=True) if i.generation not in state.generations]
+        fresh = [i for i in self._syncer.instances(service, fresh=True) if i.generation not in state.generations]
         if fresh:
             self._replay_into(service, fresh)
             self._emit(Ready(service=service, urls=self._urls.get(service, [])))
 
     def _replay_into(self, service: str, instances: Sequence[Instance]) -> None:
-        state = self._state[service]
-        memory = self._replay.batch(service, self.project.services[service].context)
-        if memory is not None and len(memory):
-            payload = sync.encode(memory)
-            outcomes = self._pool.sync(service, instances, payload)
-            self._report(service, outcomes, payload, time.monotonic(), replay=True)
-            if "restart" in self._replay.thens(service):
-                self._after_sync(service, [o.instance for o in outcomes if o.ack], {"restart"})
-        current = self._instances(service, fresh=True)
-        state.generations.update(i.generation for i in current)
-        self._warm(service, current)
-
-    def _warm(self, service: str, instances: Sequence[Instance]) -> None:
-        """Open the sync channels now; an image that cannot run the agent is reported once, here."""
-        if not any(self.project.services[service].sync) or not instances:
-            return
-        for o in self._pool.warm(service, instances):
-            if isinstance(o.error, SyncUnavailable):
-                self._unavailable(service, o.error)
-
-    def _unavailable(self, service: str, error: SyncUnavailable) -> None:
-        state = self._state[service]
-        if not state.said_unavailable:
-            self._emit(WarningEvent(str(error), service))
-        state.said_unavailable = state.sync_unavailable = True
+        svc = self.project.services[service]
+        self._syncer.replay(svc, instances)
+        current = self._syncer.instances(service, fresh=True)
+        self._state[service].generations.update(i.generation for i in current)
+        self._syncer.warm(svc, current)
 
     # -- build and deploy --------------------------------------------------
 
@@ -340,8 +245,9 @@ class Session:
             what = "the first build failed; fix it and save" if initial else "build failed; the running version stays"
             self._emit(Error(f"{what}: {exc}"))
             for name, syncs in (fallback or {}).items():
-                if self._state[name].deployed and not self._state[name].sync_unavailable:
-                    self._sync(name, syncs, first_seen)  # the edit still reaches the running version
+                if self._state[name].deployed and self._syncer.can_sync(name):
+                    # the edit still reaches the running version
+                    self._syncer.sync(self.project.services[name], syncs, first_seen)
             return
         changed = set(redeploy)
         for name, image in built.items():
@@ -349,8 +255,8 @@ class Session:
             if state is None or state.ref == image.ref:
                 continue  # same inputs, same tag: what runs is already this image
             if state.ref:
-                self._replay.reset(name)  # the new image holds every synced file
-            state.ref, state.sync_unavailable = image.ref, False
+                self._syncer.new_image(name)
+            state.ref = image.ref
             changed.add(name)
         if initial:
             self._deploy(list(self.names))
@@ -385,7 +291,8 @@ class Session:
             self._urls = self.runtime.forward_ports(self._emit, self.stop)
         for n in services:
             self._state[n].deployed = True
-            fresh = [i for i in self._instances(n, fresh=True) if i.generation not in self._state[n].generations]
+            fresh = [i for i in self._syncer.instances(n, fresh=True)
+                     if i.generation not in self._state[n].generations]
             self._replay_into(n, fresh)
             if ready:
                 self._emit(Ready(service=n, urls=self._urls.get(n, [])))
@@ -415,10 +322,6 @@ def _coalesce(items: Sequence[Work]) -> tuple[ChangeBatch | None, list[str]]:
         for c in b:
             latest[c.path] = c
     return ChangeBatch(tuple(latest.values()), min(b.first_seen for b in batches)), services
-
-
-def _thens(syncs: Iterable[plan.Sync]) -> set[object]:
-    return {s.rule.then for s in syncs if s.rule.then != "none"}
 
 
 def _shown(project: Project, change: Change) -> str:
