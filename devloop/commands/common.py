@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from devloop.errors import ConfigError
 from devloop.events import Emit, JsonSink, TextSink
 from devloop.project import Project
+from devloop.runtime.base import Runtime
 
 
 def sink(output: str) -> Emit:
@@ -27,3 +28,8 @@ def selected(project: Project, services: Sequence[str]) -> tuple[str, ...]:
 
 def new_session_id() -> str:
     return uuid.uuid4().hex[:8]
+
+
+def cluster_context(runtime: Runtime) -> str | None:
+    """The kube context built images must reach when they are not pushed (None on Docker)."""
+    return getattr(runtime, "context", None) if runtime.name == "kubernetes" else None

@@ -10,7 +10,7 @@ from types import FrameType
 
 from devloop import config
 from devloop.build import Builder
-from devloop.commands.common import new_session_id, selected, sink
+from devloop.commands.common import cluster_context, new_session_id, selected, sink
 from devloop.errors import EXIT_INTERRUPTED, EXIT_OK
 from devloop.project import Project
 from devloop.runtime.factory import docker_client, open_runtime
@@ -26,7 +26,7 @@ def run(directory: Path, *, profiles: Sequence[str] = (), services: Sequence[str
     runtime = open_runtime(project, client, session=new_session_id(), dev=True, context_flag=context)
 
     def builder(p: Project) -> Builder:
-        return Builder(p, client, emit, kube_context=context or p.kube_context if runtime.name == "kubernetes" else None)
+        return Builder(p, client, emit, kube_context=cluster_context(runtime))
 
     session = Session(project, names, runtime, builder, emit)
     interrupted = _on_signals(session.stop)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from devloop import config, render
 from devloop.build import Builder
-from devloop.commands.common import new_session_id, selected, sink
+from devloop.commands.common import cluster_context, new_session_id, selected, sink
 from devloop.errors import EXIT_OK
 from devloop.events import Deployed, Ready
 from devloop.runtime.factory import docker_client, open_runtime
@@ -22,8 +22,7 @@ def run(directory: Path, *, profiles: Sequence[str] = (), services: Sequence[str
     emit = sink(output)
     client = docker_client()
     runtime = open_runtime(project, client, session=new_session_id(), dev=False, context_flag=context)
-    kube = (context or project.kube_context) if runtime.name == "kubernetes" else None
-    built = Builder(project, client, emit, push=push, kube_context=kube).build(names)
+    built = Builder(project, client, emit, push=push, kube_context=cluster_context(runtime)).build(names)
     refs = {n: (f"{b.ref}@{b.digest}" if b.digest and b.pushed else b.ref) for n, b in built.items()}
     manifests = render.render(project, refs, names)
     runtime.deploy(manifests, names)
