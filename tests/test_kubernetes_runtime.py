@@ -101,7 +101,7 @@ def runtime(kube_api: KubeApi, kube_namespace: str, tmp_path: Path, monkeypatch:
         f"services:\n  box:\n    image: devloop-test-k8s/{name}\n    context: box\n    manifests: [box.yaml.j2]\n")
     project = config.load(tmp_path, ())
     image = docker_client.images.build(path=str(tmp_path / "box"), tag=f"devloop-test-k8s/{name}:t1",
-                                       labels={"devloop.test": "kubernetes"})[0]
+                                       labels={"devloop.test": "kubernetes"}, rm=True)[0]
     rt = KubernetesRuntime(project, session="t", dev=True, context_flag=None, docker=docker_client)
     rt.deploy(render.render(project, {"box": f"devloop-test-k8s/{name}:t1"}), ["box"])
     try:
