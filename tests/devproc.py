@@ -20,6 +20,17 @@ from typing import Any
 
 Event = dict[str, Any]
 
+# The fixture service of the end-to-end tests on both targets: busybox httpd serving
+# /www, with a start marker (the shell's pid and a random number) so a restart of the
+# process is visible over HTTP, and /conf/message copied at start for `then: restart`.
+HTTPD_DOCKERFILE = """\
+FROM devloop/busybox:latest
+COPY site /www
+COPY conf /conf
+EXPOSE 8080
+CMD ["sh", "-c", "cat /conf/message > /www/message.txt; echo $$-$RANDOM > /www/started.txt; echo serving; exec httpd -f -p 8080 -h /www"]
+"""
+
 
 def free_port() -> int:
     with socket.socket() as s:

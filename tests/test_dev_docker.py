@@ -10,18 +10,11 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.devproc import DevProcess, eventually, free_port, http_get
+from tests.devproc import HTTPD_DOCKERFILE, DevProcess, eventually, free_port, http_get
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-# The process writes a start marker, so a restart is visible over HTTP.
-DOCKERFILE = """\
-FROM devloop/busybox:latest
-COPY site /www
-COPY conf /conf
-EXPOSE 8080
-CMD ["sh", "-c", "cat /conf/message > /www/message.txt; echo $$-$RANDOM > /www/started.txt; exec httpd -f -p 8080 -h /www"]
-"""
+DOCKERFILE = HTTPD_DOCKERFILE
 
 CONFIG = """\
 name: {name}

@@ -16,17 +16,11 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes import config as kubeconfig
 
-from tests.devproc import DevProcess, eventually, free_port, http_get
+from tests.devproc import HTTPD_DOCKERFILE, DevProcess, eventually, free_port, http_get
 
 PART_OF = "app.kubernetes.io/part-of"
 
-DOCKERFILE = """\
-FROM devloop/busybox:latest
-COPY site /www
-COPY conf /conf
-EXPOSE 8080
-CMD ["sh", "-c", "cat /conf/message > /www/message.txt; date +%s%N > /www/started.txt; echo serving; exec httpd -f -p 8080 -h /www"]
-"""
+DOCKERFILE = HTTPD_DOCKERFILE
 
 CRASHING_DOCKERFILE = """\
 FROM devloop/busybox:latest
