@@ -18,8 +18,10 @@ test: services
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check devloop tests bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: services
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)

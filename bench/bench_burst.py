@@ -20,8 +20,9 @@ import docker
 from common import Table
 from devrun import DevRun, bench_project
 
-from devloop import config, sync
-from devloop.runtime.docker_stream import docker_exec
+from devloop import config
+from devloop.runtime.docker.stream import docker_exec
+from devloop.sync import payload as sync
 
 LISTING = "cd /www/burst 2>/dev/null && find . -type f | sort | xargs md5sum"
 REF_DIR = "/tmp/devloop-bench-ref"

@@ -23,10 +23,10 @@ from pathlib import Path
 import docker
 from common import BENCH_LABEL, Stats, Table, ms
 
-from devloop import sync
-from devloop.channel import Channel
-from devloop.project import Service, SyncRule
-from devloop.runtime.docker_stream import DockerTransport, docker_exec
+from devloop.model.project import Service, SyncRule
+from devloop.runtime.docker.stream import DockerTransport, docker_exec
+from devloop.sync import payload as sync
+from devloop.sync.channel import Channel
 
 RULE = SyncRule(src="app/**", dest="/srv/app", then="none", strip="app")
 TAR_ARGV = ["tar", "-x", "-m", "-o", "-f", "-", "-C", "/"]
@@ -67,7 +67,8 @@ def compare(
 
 def time_methods(methods: dict[str, Apply], make: MakePayload, runs: int) -> dict[str, list[float]]:
     """Each method applies payload i in turn, in a shuffled order per round, so that load from
-    elsewhere hits every method alike. The first round warms up (opens the channel) and is dropped."""
+    elsewhere hits every method alike. The first round warms up (opens the channel) and is
+    dropped."""
     for apply in methods.values():
         apply(make(-1))
     times: dict[str, list[float]] = {m: [] for m in methods}

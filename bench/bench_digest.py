@@ -16,8 +16,8 @@ from pathlib import Path
 
 from common import Table
 
-from devloop import digest
-from devloop.project import Service
+from devloop.build import digest
+from devloop.model.project import Service
 
 
 def make_context(root: Path, files: int) -> None:

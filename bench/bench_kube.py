@@ -1,4 +1,5 @@
-"""The Kubernetes target, through the test API server (tests/kubeapi): save → container, and transfer.
+"""The Kubernetes target, through the test API server (tests/kubeapi): save → container, and
+transfer.
 
     /work/venv/bin/python bench/bench_kube.py [--edits N] [--runs N]
 
@@ -29,15 +30,16 @@ from common import Stats, Table, import_paths, ms
 from devrun import MULTI, BenchProject, DevRun
 
 import_paths()
-from devloop import config, sync  # noqa: E402
-from devloop.channel import Channel  # noqa: E402
+from devloop import config  # noqa: E402
 from devloop.runtime.base import Instance  # noqa: E402
-from devloop.runtime.kube_pods import split_id  # noqa: E402
-from devloop.runtime.kube_stream import KubeTransport  # noqa: E402
-from devloop.runtime.kubernetes import KubernetesRuntime  # noqa: E402
+from devloop.runtime.kubernetes.pods import split_id  # noqa: E402
+from devloop.runtime.kubernetes.runtime import KubernetesRuntime  # noqa: E402
+from devloop.runtime.kubernetes.stream import KubeTransport  # noqa: E402
+from devloop.sync import payload as sync  # noqa: E402
+from devloop.sync.channel import Channel  # noqa: E402
 from tests.kubeapi.app import KubeApiServer  # noqa: E402
 from tests.kubeapi.settings import Settings  # noqa: E402
-from tests.test_kubernetes_scenarios import Target, cleanup_images, write_project  # noqa: E402
+from tests.runtime.kubernetes.scenarios import Target, cleanup_images, write_project  # noqa: E402
 
 CONTEXT = "devloop-kubeapi"  # not kind-*: that would make the builder run `kind load`
 TAR_ARGV = ["tar", "-x", "-m", "-o", "-f", "-", "-C", "/"]

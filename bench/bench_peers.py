@@ -1,4 +1,5 @@
-"""Peer configurations: devloop's end-to-end figure next to each peer's quiet window plus its transfer.
+"""Peer configurations: devloop's end-to-end figure next to each peer's quiet window plus its
+transfer.
 
 The transfers are timed on the very container `devloop dev` runs, with the file the
 end-to-end series edits (site/index.html → /www/index.html), right after that series.

@@ -96,8 +96,8 @@ def _round(run: DevRun, path: Path, act: Callable[[Path], None], o: Outcome) -> 
 def table(outcomes: list[Outcome]) -> Table:
     t = Table(
         "5. Rebuild decision (while `devloop dev` runs)",
-        ["change", "rounds", "batches", "builds (target 0)", "skipped", "deploys", "container replaced",
-         "decision ms (median)", "decided by"],
+        ["change", "rounds", "batches", "builds (target 0)", "skipped", "deploys",
+         "container replaced", "decision ms (median)", "decided by"],
     )  # fmt: skip
     for o in outcomes:
         med = f"{statistics.median(o.decision_ms):.0f}" if o.decision_ms else "no event"

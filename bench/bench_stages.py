@@ -26,13 +26,15 @@ from bench_channel import scratch_container
 from common import Stats, Table, ms
 from devrun import BenchProject, bench_project
 
-from devloop import config, plan, sync
-from devloop.changes import ChangeBatch
-from devloop.channel import Channel
-from devloop.ignore import ContextFilter
-from devloop.project import Project
-from devloop.runtime.docker_stream import DockerTransport
-from devloop.watch import Watcher
+from devloop import config
+from devloop.files.ignore import PathRules
+from devloop.loop import plan
+from devloop.model.changes import ChangeBatch
+from devloop.model.project import Project
+from devloop.runtime.docker.stream import DockerTransport
+from devloop.sync import payload as sync
+from devloop.sync.channel import Channel
+from devloop.watch.watcher import Watcher
 
 STEP_MS = inspect.signature(Watcher.__init__).parameters["step_ms"].default
 STAGES = (
@@ -48,7 +50,7 @@ ECHO_LOOP = 'echo ready; while read -r l; do echo "ok $l"; done'
 
 def measure(client: docker.DockerClient, proj: BenchProject, edits: int) -> dict[str, list[float]]:
     project = config.load(proj.root)
-    filters = plan.context_filters(project, ("web",))
+    filters = PathRules(project, ("web",))
     stop = threading.Event()
     batches: queue.Queue[tuple[float, ChangeBatch]] = queue.Queue()
     watcher = Watcher(project, ("web",), stop)
@@ -87,7 +89,7 @@ class _Rig:
     api: docker.APIClient
     container: str
     project: Project
-    filters: dict[str, ContextFilter]
+    filters: PathRules
     channel: Channel
     batches: queue.Queue[tuple[float, ChangeBatch]]
 

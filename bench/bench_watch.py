@@ -62,7 +62,7 @@ def generate(root: Path, files: int) -> dict[str, int]:
 def measure(root: Path, idle_s: float, edits: int) -> dict[str, float]:
     """Runs inside a fresh interpreter: everything one watcher costs."""
     from devloop import config
-    from devloop.watch import Watcher
+    from devloop.watch.watcher import Watcher
 
     project = config.load(root)
     rss_before = _rss_kib()

@@ -25,8 +25,8 @@ import docker.errors
 from common import import_paths
 
 import_paths()
-from devloop.channel import StreamClosed, StreamTimeout  # noqa: E402
-from devloop.runtime.docker_stream import DockerTransport  # noqa: E402
+from devloop.runtime.base import StreamClosed, StreamTimeout  # noqa: E402
+from devloop.runtime.docker.stream import DockerTransport  # noqa: E402
 from tests.devproc import DevProcess, free_port  # noqa: E402
 
 DOCKERFILE = """\
@@ -78,7 +78,8 @@ class BenchProject:
 
 @contextlib.contextmanager
 def bench_project(client: docker.DockerClient, kind: str) -> Iterator[BenchProject]:
-    """The httpd project in a temporary directory; its containers, networks and images removed after."""
+    """The httpd project in a temporary directory; its containers, networks and images removed
+    after."""
     name = f"bench{kind}{uuid.uuid4().hex[:6]}"
     tmp = Path(tempfile.mkdtemp(prefix=f"devloop-bench-{kind}-"))
     proj = BenchProject(tmp, name, free_port())
@@ -100,7 +101,7 @@ def bench_project(client: docker.DockerClient, kind: str) -> Iterator[BenchProje
 
 
 def remove_objects(client: docker.DockerClient, name: str) -> None:
-    label = {"label": f"devloop.project={name}"}
+    label = {"label": f"app.kubernetes.io/part-of={name}"}
     for c in client.containers.list(all=True, filters=label):
         c.remove(force=True)
     for n in client.networks.list(filters=label):
@@ -123,7 +124,7 @@ class DevRun:
         self.client = client
         self.proj = proj
         # the labels of the container the service runs in (on Kubernetes: the pod's container)
-        self.selector = list(selector) or [f"devloop.project={proj.name}"]
+        self.selector = list(selector) or [f"app.kubernetes.io/part-of={proj.name}"]
         self.dev = DevProcess(proj.root, env=env)
 
     def __enter__(self) -> DevRun:
@@ -168,7 +169,8 @@ class DevRun:
 
 
 class Poller:
-    """Prints the content of `paths` in the container each time it changes; lines timestamped on arrival."""
+    """Prints the content of `paths` in the container each time it changes; lines timestamped on
+    arrival."""
 
     def __init__(self, api: docker.APIClient, container: str, paths: Sequence[str]) -> None:
         self._api, self._container = api, container

@@ -26,24 +26,43 @@ class Options:
 
 def _profile_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
-        "-p", "--profile", "profiles", multiple=True, metavar="PROFILE", shell_complete=complete.profiles,
+        "-p",
+        "--profile",
+        "profiles",
+        multiple=True,
+        metavar="PROFILE",
+        shell_complete=complete.profiles,
         help="Apply this profile (repeatable). Default: the profiles whose activation matches.",
     )(f)
 
 
 def _format_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
-        "--output", "fmt", type=click.Choice(["text", "json"]), default=None,
+        "--output",
+        "fmt",
+        type=click.Choice(["text", "json"]),
+        default=None,
         help="text for people, json for one event per line (default: the group's --output).",
     )(f)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="devloop")
-@click.option("-C", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
-              help="Run as if devloop was started in DIR.", metavar="DIR")
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="How to report: text for people, json for one event per line.")
+@click.option(
+    "-C",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    help="Run as if devloop was started in DIR.",
+    metavar="DIR",
+)
+@click.option(
+    "--output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="How to report: text for people, json for one event per line.",
+)
 @click.pass_context
 def cli(ctx: click.Context, directory: Path, output: str) -> None:
     """devloop: code, see it running, code again - in milliseconds.
@@ -63,18 +82,42 @@ def _opts(ctx: click.Context, fmt: str | None = None) -> Options:
 
 @cli.command()
 @_profile_option
-@click.option("-o", "--output", "dest", default="-", metavar="DIR|-",
-              help="Write one multi-document YAML to stdout (-), or one file per object into DIR.")
-@click.option("--image", "images", multiple=True, metavar="SERVICE=REF",
-              help="Use REF as SERVICE's image instead of the computed tag (repeatable).")
-@click.option("--build-report", type=click.Path(dir_okay=False, path_type=Path),
-              help="Pin the image digests recorded by `devloop build --report FILE`.")
+@click.option(
+    "-o",
+    "--output",
+    "dest",
+    default="-",
+    metavar="DIR|-",
+    help="Write one multi-document YAML to stdout (-), or one file per object into DIR.",
+)
+@click.option(
+    "--image",
+    "images",
+    multiple=True,
+    metavar="SERVICE=REF",
+    help="Use REF as SERVICE's image instead of the computed tag (repeatable).",
+)
+@click.option(
+    "--build-report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Pin the image digests recorded by `devloop build --report FILE`.",
+)
 @click.option("--validate", is_flag=True, help="Check every object against the Kubernetes schemas.")
-@click.option("--kube-version", default=None, metavar="X.Y", help="Kubernetes version for --validate.")
+@click.option(
+    "--kube-version", default=None, metavar="X.Y", help="Kubernetes version for --validate."
+)
 @click.argument("services", nargs=-1, shell_complete=complete.services)
 @click.pass_context
-def render(ctx: click.Context, profiles: tuple[str, ...], dest: str, images: tuple[str, ...],
-           build_report: Path | None, validate: bool, kube_version: str | None, services: tuple[str, ...]) -> None:
+def render(
+    ctx: click.Context,
+    profiles: tuple[str, ...],
+    dest: str,
+    images: tuple[str, ...],
+    build_report: Path | None,
+    validate: bool,
+    kube_version: str | None,
+    services: tuple[str, ...],
+) -> None:
     """Print the manifests, with pinned image references, for GitOps."""
     from devloop.commands import render as cmd
 
@@ -84,32 +127,64 @@ def render(ctx: click.Context, profiles: tuple[str, ...], dest: str, images: tup
         if not sep or not name or not ref:
             raise click.BadParameter(f"'{item}' is not SERVICE=REF", param_hint="--image")
         overrides[name] = ref
-    ctx.exit(cmd.run(_opts(ctx).directory, profiles=profiles, dest=dest, overrides=overrides,
-                     build_report=build_report, validate=validate, kube_version=kube_version,
-                     services=services))
+    ctx.exit(
+        cmd.run(
+            _opts(ctx).directory,
+            profiles=profiles,
+            dest=dest,
+            overrides=overrides,
+            build_report=build_report,
+            validate=validate,
+            kube_version=kube_version,
+            services=services,
+        )
+    )
 
 
 @cli.command()
 @_profile_option
-@click.option("--push", is_flag=True, help="Push the images (default: only when `registry` is set).")
+@click.option(
+    "--push", is_flag=True, help="Push the images (default: only when `registry` is set)."
+)
 @_format_option
-@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
-              help="Write a JSON build report (image and digest per service) for `render --build-report`.")
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="Write a JSON build report (image and digest per service) for `render --build-report`.",
+)
 @click.argument("services", nargs=-1, shell_complete=complete.services)
 @click.pass_context
-def build(ctx: click.Context, profiles: tuple[str, ...], push: bool, fmt: str | None, report: Path | None,
-          services: tuple[str, ...]) -> None:
+def build(
+    ctx: click.Context,
+    profiles: tuple[str, ...],
+    push: bool,
+    fmt: str | None,
+    report: Path | None,
+    services: tuple[str, ...],
+) -> None:
     """Build the images (skipping those already built), push or load them."""
     from devloop.commands import build as cmd
 
     opts = _opts(ctx, fmt)
-    ctx.exit(cmd.run(opts.directory, profiles=profiles, services=services, push=push, fmt=opts.output,
-                     report=report))
+    ctx.exit(
+        cmd.run(
+            opts.directory,
+            profiles=profiles,
+            services=services,
+            push=push,
+            fmt=opts.output,
+            report=report,
+        )
+    )
 
 
 def _context_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
-        "--context", default=None, metavar="NAME",
+        "--context",
+        default=None,
+        metavar="NAME",
         help="Kube context to deploy to (naming it here also allows a non-local one).",
     )(f)
 
@@ -119,37 +194,77 @@ def _context_option(f: Callable[..., Any]) -> Callable[..., Any]:
 @_format_option
 @_context_option
 @click.option("--keep", is_flag=True, help="Leave the containers running on exit.")
-@click.option("--plan", "show_plan", is_flag=True, help="Print what would be watched, synced and rebuilt; start nothing.")
+@click.option(
+    "--plan",
+    "show_plan",
+    is_flag=True,
+    help="Print what would be watched, synced and rebuilt; start nothing.",
+)
 @click.argument("services", nargs=-1, shell_complete=complete.services)
 @click.pass_context
-def dev(ctx: click.Context, profiles: tuple[str, ...], fmt: str | None, context: str | None, keep: bool,
-        show_plan: bool, services: tuple[str, ...]) -> None:
+def dev(
+    ctx: click.Context,
+    profiles: tuple[str, ...],
+    fmt: str | None,
+    context: str | None,
+    keep: bool,
+    show_plan: bool,
+    services: tuple[str, ...],
+) -> None:
     """Build, deploy, then sync or rebuild on every change; logs and ports; Ctrl-C cleans up."""
     if show_plan:
         ctx.invoke(plan_, profiles=profiles, fmt=fmt, services=services)
     from devloop.commands import dev as cmd
 
     opts = _opts(ctx, fmt)
-    ctx.exit(cmd.run(opts.directory, profiles=profiles, services=services, output=opts.output, keep=keep,
-                     context=context))
+    ctx.exit(
+        cmd.run(
+            opts.directory,
+            profiles=profiles,
+            services=services,
+            output=opts.output,
+            keep=keep,
+            context=context,
+        )
+    )
 
 
 @cli.command(name="run")
 @_profile_option
 @_format_option
 @_context_option
-@click.option("--timeout", type=float, default=None, metavar="SECONDS", help="How long to wait for health.")
-@click.option("--push/--no-push", default=None, help="Push the images (default: when `registry` is set).")
+@click.option(
+    "--timeout", type=float, default=None, metavar="SECONDS", help="How long to wait for health."
+)
+@click.option(
+    "--push/--no-push", default=None, help="Push the images (default: when `registry` is set)."
+)
 @click.argument("services", nargs=-1, shell_complete=complete.services)
 @click.pass_context
-def run_(ctx: click.Context, profiles: tuple[str, ...], fmt: str | None, context: str | None,
-         timeout: float | None, push: bool | None, services: tuple[str, ...]) -> None:
+def run_(
+    ctx: click.Context,
+    profiles: tuple[str, ...],
+    fmt: str | None,
+    context: str | None,
+    timeout: float | None,
+    push: bool | None,
+    services: tuple[str, ...],
+) -> None:
     """One shot for CI: build, push, deploy, wait until healthy; exit 1 with a diagnosis if not."""
     from devloop.commands import run as cmd
 
     opts = _opts(ctx, fmt)
-    ctx.exit(cmd.run(opts.directory, profiles=profiles, services=services, output=opts.output,
-                     context=context, timeout=timeout, push=push))
+    ctx.exit(
+        cmd.run(
+            opts.directory,
+            profiles=profiles,
+            services=services,
+            output=opts.output,
+            context=context,
+            timeout=timeout,
+            push=push,
+        )
+    )
 
 
 @cli.command()
@@ -157,7 +272,9 @@ def run_(ctx: click.Context, profiles: tuple[str, ...], fmt: str | None, context
 @_format_option
 @_context_option
 @click.pass_context
-def delete(ctx: click.Context, profiles: tuple[str, ...], fmt: str | None, context: str | None) -> None:
+def delete(
+    ctx: click.Context, profiles: tuple[str, ...], fmt: str | None, context: str | None
+) -> None:
     """Remove everything devloop created for this project."""
     from devloop.commands import delete as cmd
 
@@ -167,8 +284,15 @@ def delete(ctx: click.Context, profiles: tuple[str, ...], fmt: str | None, conte
 
 @cli.command()
 @click.option("--force", is_flag=True, help="Overwrite devloop.yaml (and manifests) if they exist.")
-@click.option("--manifests", is_flag=True, help="Write editable manifests from the web/worker archetypes.")
-@click.option("--target", default=None, metavar="STAGE", help="Deploy this stage of the Dockerfiles that have it.")
+@click.option(
+    "--manifests", is_flag=True, help="Write editable manifests from the web/worker archetypes."
+)
+@click.option(
+    "--target",
+    default=None,
+    metavar="STAGE",
+    help="Deploy this stage of the Dockerfiles that have it.",
+)
 @click.pass_context
 def init(ctx: click.Context, force: bool, manifests: bool, target: str | None) -> None:
     """Write devloop.yaml from the Dockerfiles here, with sync rules inferred from COPY/ADD."""
@@ -182,7 +306,9 @@ def init(ctx: click.Context, force: bool, manifests: bool, target: str | None) -
 @_format_option
 @click.argument("services", nargs=-1, shell_complete=complete.services)
 @click.pass_context
-def plan_(ctx: click.Context, profiles: tuple[str, ...], fmt: str | None, services: tuple[str, ...]) -> None:
+def plan_(
+    ctx: click.Context, profiles: tuple[str, ...], fmt: str | None, services: tuple[str, ...]
+) -> None:
     """Print what `dev` would watch, ignore, sync and rebuild, and the inotify watches it needs."""
     from devloop.commands import plan as cmd
 
@@ -195,7 +321,9 @@ def plan_(ctx: click.Context, profiles: tuple[str, ...], fmt: str | None, servic
 @_format_option
 @_context_option
 @click.pass_context
-def doctor(ctx: click.Context, profiles: tuple[str, ...], fmt: str | None, context: str | None) -> None:
+def doctor(
+    ctx: click.Context, profiles: tuple[str, ...], fmt: str | None, context: str | None
+) -> None:
     """Check the Docker engine, kube context, registry, inotify limits and images; print fixes."""
     from devloop.commands import doctor as cmd
 
@@ -206,7 +334,7 @@ def doctor(ctx: click.Context, profiles: tuple[str, ...], fmt: str | None, conte
 @cli.command()
 def schema() -> None:
     """Print the JSON Schema of devloop.yaml (for yaml-language-server and editors)."""
-    from devloop.schema import json_schema
+    from devloop.config.schema import json_schema
 
     click.echo(json_schema(), nl=False)
 

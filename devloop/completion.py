@@ -12,7 +12,7 @@ from typing import Any
 import click
 from click.shell_completion import CompletionItem
 
-from devloop.project import CONFIG_NAME
+from devloop.model.project import CONFIG_NAME
 
 
 def services(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:

@@ -1,4 +1,5 @@
-"""`devloop doctor`'s checks: each one says what it found and, when something is wrong, how to fix it.
+"""`devloop doctor`'s checks: each one says what it found and, when something is wrong, how to fix
+it.
 
 A check never raises: whatever goes wrong becomes a failed Check with the message
 that came back, so that one broken part does not hide the state of the others.
@@ -6,7 +7,6 @@ that came back, so that one broken part does not hide the state of the others.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,20 +15,25 @@ from typing import Literal
 import docker
 import requests
 
-from devloop import build_engine, survey
-from devloop.build import Builder
+from devloop.build.builder import Builder
+from devloop.clients import docker as engine
+from devloop.clients.kubeconfig import configuration, context_name, current_context
+from devloop.clients.registry import is_loopback
 from devloop.errors import DevloopError, RuntimeUnavailable
-from devloop.events import Event
-from devloop.profiles import current_kube_context
-from devloop.project import Project, Service
-from devloop.render import LABEL_MANAGED_BY, LABEL_PART_OF
-from devloop.watchroots import watch_roots
+from devloop.model.events import Event
+from devloop.model.manifest import project_labels
+from devloop.model.project import Project, Service
+from devloop.runtime.kubernetes.client import probe
+from devloop.runtime.kubernetes.rest import Rest
+from devloop.watch import survey
+from devloop.watch.roots import watch_roots
 
 Status = Literal["ok", "fail", "warn", "skip"]
 PROBE = "command -v sh && command -v tar && command -v dd"
 TIMEOUT = 10.0
 START_ENGINE = (
-    "start the engine: `make services` (or `bash .ci/services.sh`), or `sudo systemctl start docker`;"
+    "start the engine: `make services` (or `bash .ci/services.sh`), or `sudo systemctl start "
+    "docker`;"
     " if it runs elsewhere, point DOCKER_HOST at it"
 )
 
@@ -43,9 +48,9 @@ class Check:
 
 def docker_engine() -> tuple[Check, docker.DockerClient | None]:
     """Reachable, and which version: the engine every build and the docker target use."""
-    where = os.environ.get("DOCKER_HOST") or build_engine.DEFAULT_HOST
+    where = engine.engine_host()
     try:
-        client = build_engine.connect(TIMEOUT)
+        client = engine.connect()
     except RuntimeUnavailable as exc:
         return Check(
             "docker engine", "fail", str(exc).replace("the Docker engine at ", ""), START_ENGINE
@@ -67,18 +72,13 @@ def docker_engine() -> tuple[Check, docker.DockerClient | None]:
 def kube(project: Project | None, context_flag: str | None = None) -> Check:
     """The kube context (configured, named, or current) exists and its API server answers."""
     configured = context_flag or (project.kube_context if project else None)
-    context = configured or current_kube_context(os.environ)
+    context = configured or current_context()
     if context is None:
         return Check("kubernetes", "skip", "no kube context configured or current")
     try:
-        from kubernetes import client as kclient
-        from kubernetes import config as kconfig
-
-        api = kconfig.new_client_from_config(context=context)  # type: ignore[no-untyped-call]
-        info = kclient.VersionApi(api).get_code(_request_timeout=TIMEOUT)
-    except (
-        Exception
-    ) as exc:  # kubeconfig errors, TLS, refused, timeouts: all say the same thing here
+        rest = Rest(configuration(context_name(context)))
+        version = probe(rest, context)
+    except DevloopError as exc:  # kubeconfig errors, TLS, refused, timeouts: all say the same
         status: Status = (
             "fail" if configured or (project and project.target == "kubernetes") else "warn"
         )
@@ -89,7 +89,7 @@ def kube(project: Project | None, context_flag: str | None = None) -> Check:
             f"start the cluster or fix the context (`kubectl --context {context} version`); "
             "or choose another with `devloop dev --context NAME`",
         )
-    return Check("kubernetes", "ok", f"context {context}: API server {info.git_version} answers")
+    return Check("kubernetes", "ok", f"context {context}: API server {version} answers")
 
 
 def registry(project: Project | None) -> Check:
@@ -97,9 +97,7 @@ def registry(project: Project | None) -> Check:
     if project is None or not project.registry:
         return Check("registry", "skip", "no registry configured (images stay on the local engine)")
     host = project.registry.split("/")[0]
-    schemes = (
-        ["http"] if host.split(":")[0] in ("localhost", "127.0.0.1", "::1") else ["https", "http"]
-    )
+    schemes = ["http"] if is_loopback(host) else ["https", "http"]
     last = ""
     for scheme in schemes:
         url = f"{scheme}://{host}/v2/"
@@ -179,18 +177,15 @@ def _image(project: Project, svc: Service, client: docker.DockerClient) -> Check
 def _probe(
     client: docker.DockerClient, ref: str, project: Project, svc: Service
 ) -> tuple[int, str]:
-    """Run PROBE in a throwaway container of `ref`: exit code and output. The container always goes."""
+    """Run PROBE in a throwaway container of `ref`: exit code and output. The container always
+    goes."""
     container = client.containers.create(
         ref,
         entrypoint=["sh", "-c"],
         command=[PROBE],
         user="0",
         name=f"devloop-doctor-{svc.name}-{uuid.uuid4().hex[:6]}",
-        labels={
-            LABEL_MANAGED_BY: "devloop",
-            LABEL_PART_OF: project.name,
-            "devloop.dev/doctor": "true",
-        },
+        labels={**project_labels(project.name), "devloop.dev/doctor": "true"},
     )
     try:
         container.start()

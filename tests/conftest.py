@@ -34,5 +34,8 @@ def base_image(docker_client: docker.DockerClient) -> str:
     try:
         docker_client.images.get(name)
     except docker.errors.ImageNotFound:
-        pytest.fail(f"{name} is missing: run `bash .ci/services.sh` (it builds it from Debian's busybox-static)")
+        pytest.fail(
+            f"{name} is missing: run `bash .ci/services.sh` (it builds it from Debian's "
+            f"busybox-static)"
+        )
     return name

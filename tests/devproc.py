@@ -29,7 +29,7 @@ COPY site /www
 COPY conf /conf
 EXPOSE 8080
 CMD ["sh", "-c", "cat /conf/message > /www/message.txt; echo $$-$RANDOM > /www/started.txt; echo serving; exec httpd -f -p 8080 -h /www"]
-"""
+"""  # noqa: E501
 
 
 def free_port() -> int:
@@ -48,7 +48,9 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
         return 0, ""
 
 
-def eventually(check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.1, what: str = "") -> Any:
+def eventually(
+    check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.1, what: str = ""
+) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -56,21 +58,40 @@ def eventually(check: Callable[[], Any], timeout: float = 60.0, interval: float 
         if last:
             return last
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what or check}; last: {last!r}")
+    raise AssertionError(
+        f"timed out after {timeout:.0f}s waiting for {what or check}; last: {last!r}"
+    )
 
 
 class DevProcess:
     """`devloop dev --output json` in `directory`; events parsed line by line in a thread."""
 
     def __init__(self, directory: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        cmd = [sys.executable, "-m", "devloop", "-C", str(directory), "--output", "json", "dev", *args]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env={**os.environ, **(env or {})})
+        cmd = [
+            sys.executable,
+            "-m",
+            "devloop",
+            "-C",
+            str(directory),
+            "--output",
+            "json",
+            "dev",
+            *args,
+        ]
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
         self.events: list[Event] = []
         self._new: queue.Queue[Event] = queue.Queue()
         self.stderr: list[str] = []
-        self._readers = [threading.Thread(target=self._read, daemon=True),
-                         threading.Thread(target=self._read_err, daemon=True)]
+        self._readers = [
+            threading.Thread(target=self._read, daemon=True),
+            threading.Thread(target=self._read_err, daemon=True),
+        ]
         for t in self._readers:
             t.start()
 
@@ -91,14 +112,18 @@ class DevProcess:
 
     def wait_event(self, kind: str, timeout: float = 120.0, since: int = 0, **match: Any) -> Event:
         """The first event of `kind` (at index >= since) whose fields equal `match`."""
+
         def find() -> Event | None:
             for ev in self.events[since:]:
                 if ev.get("event") == kind and all(ev.get(k) == v for k, v in match.items()):
                     return ev
             if self.proc.poll() is not None:
-                raise AssertionError(f"devloop exited {self.proc.returncode} before {kind} {match}:\n"
-                                     + self.describe())
+                raise AssertionError(
+                    f"devloop exited {self.proc.returncode} before {kind} {match}:\n"
+                    + self.describe()
+                )
             return None
+
         return eventually(find, timeout, 0.05, f"event {kind} {match}\n{self.describe()}")
 
     def mark(self) -> int:
@@ -116,7 +141,9 @@ class DevProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError("devloop dev did not stop within a minute of Ctrl-C:\n" + self.describe()) from None
+            raise AssertionError(
+                "devloop dev did not stop within a minute of Ctrl-C:\n" + self.describe()
+            ) from None
         finally:
             self.close()
 

@@ -42,7 +42,8 @@ class DevloopProject:
         self._monkeypatch = monkeypatch
 
     def write(self, files: Files) -> None:
-        """Write `files` (path → text or bytes; text is dedented; a path ending in / is a directory)."""
+        """Write `files` (path → text or bytes; text is dedented; a path ending in / is a
+        directory)."""
         for rel, content in files.items():
             target = self.path / rel
             if rel.endswith("/"):

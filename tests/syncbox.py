@@ -1,4 +1,5 @@
-"""Fixtures for sync tests: throwaway busybox containers (named devloop-synctest-*, labelled) and helpers.
+"""Fixtures for sync tests: throwaway busybox containers (named devloop-synctest-*, labelled) and
+helpers.
 
 Register with `pytest_plugins = ["tests.syncbox"]`.
 """
@@ -14,9 +15,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from devloop.channel import Channel
 from devloop.runtime.base import Transport
-from devloop.runtime.docker_stream import DockerTransport
+from devloop.runtime.docker.stream import DockerTransport
+from devloop.sync.channel import Channel
 
 PREFIX = "devloop-synctest"
 LABELS = {"devloop.test": "sync"}
@@ -43,12 +44,16 @@ class Box:
         assert code == 0, out
         return out
 
-    def opener(self, opened: list[Sequence[str]] | None = None) -> Callable[[Sequence[str]], Transport]:
+    def opener(
+        self, opened: list[Sequence[str]] | None = None
+    ) -> Callable[[Sequence[str]], Transport]:
         """Opens a DockerTransport; records every argv in `opened` when given."""
+
         def open_transport(argv: Sequence[str]) -> Transport:
             if opened is not None:
                 opened.append(list(argv))
             return DockerTransport(self.api, self.id, argv)
+
         return open_transport
 
     def channel(self, opened: list[Sequence[str]] | None = None) -> Channel:
@@ -60,13 +65,20 @@ class Box:
 
 @pytest.fixture
 def boxes(docker_client: docker.DockerClient, base_image: str) -> Iterator[Callable[..., Box]]:
-    """Factory: `boxes(user=None, image=None)` runs `sleep` in a fresh container; all removed after."""
+    """Factory: `boxes(user=None, image=None)` runs `sleep` in a fresh container; all removed
+    after."""
     made: list[Box] = []
 
     def make(user: str | None = None, image: str | None = None) -> Box:
         container = docker_client.containers.run(
-            image or base_image, ["sleep", "3600"], name=f"{PREFIX}-{uuid.uuid4().hex[:10]}",
-            labels=LABELS, user=user, detach=True, stop_signal="SIGKILL")
+            image or base_image,
+            ["sleep", "3600"],
+            name=f"{PREFIX}-{uuid.uuid4().hex[:10]}",
+            labels=LABELS,
+            user=user,
+            detach=True,
+            stop_signal="SIGKILL",
+        )
         made.append(Box(container, docker_client.api))
         return made[-1]
 
@@ -78,9 +90,11 @@ def boxes(docker_client: docker.DockerClient, base_image: str) -> Iterator[Calla
 
 
 @pytest.fixture(scope="session")
-def image_builder(docker_client: docker.DockerClient,
-                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., str]]:
-    """Factory: `build(dockerfile, {name: host file})` makes a uniquely tagged image; removed after."""
+def image_builder(
+    docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., str]]:
+    """Factory: `build(dockerfile, {name: host file})` makes a uniquely tagged image; removed
+    after."""
     tags: list[str] = []
 
     def build(dockerfile: str, files: Mapping[str, Path] | None = None) -> str:

@@ -69,7 +69,8 @@ def test_run_in_another_directory(proj: DevloopProject) -> None:
     failed = proj.run("render", cwd=proj.path.parent)
     assert (failed.code, failed.err) == (
         2,
-        f"error: {proj.path.name}/devloop.yaml:2:11: services: Input should be a valid dictionary (got a list)\n",
+        f"error: {proj.path.name}/devloop.yaml:2:11: services: Input should be a valid dictionary "
+        f"(got a list)\n",
     )
 
 
@@ -150,7 +151,8 @@ def test_relative_paths_are_taken_from_the_directory_given_with_C(proj: DevloopP
     missing = proj.run("render", "--build-report", "gone.json", cwd=proj.path.parent)
     assert (missing.code, missing.err) == (
         1,
-        f"error: cannot read the build report {proj.path.name}/gone.json: No such file or directory\n",
+        f"error: cannot read the build report {proj.path.name}/gone.json: No such file or "
+        f"directory\n",
     )
 
 

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from devloop import config
-from devloop.survey import survey
+from devloop.watch.survey import survey
 from tests.project_fixture import DevloopProject
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +64,8 @@ def test_every_sample_sync_rule_matches_files_and_nothing_warns() -> None:
 
 @pytest.fixture(scope="session")
 def base_images(docker_client: docker.DockerClient) -> tuple[str, ...]:
-    """devloop/python:3 and devloop/node:18, built from Debian packages when missing (a few minutes once)."""
+    """devloop/python:3 and devloop/node:18, built from Debian packages when missing (a few minutes
+    once)."""
     run = subprocess.run(
         ["bash", str(ROOT / "samples/base-images/build.sh")],
         capture_output=True,

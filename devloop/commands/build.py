@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from devloop import build_report, config
-from devloop.build import Builder
-from devloop.build_engine import connect
+from devloop import config
+from devloop.build import report as build_report
+from devloop.build.builder import Builder
+from devloop.clients.docker import connect
 from devloop.errors import EXIT_OK, ConfigError
-from devloop.events import Emit, JsonSink, TextSink
-from devloop.project import Project
-from devloop.runtime.factory import target_of
+from devloop.model.events import Emit
+from devloop.output import JsonSink, TextSink
+from devloop.runtime.factory import image_target
 
 
 def run(
@@ -32,11 +32,16 @@ def run(
         raise ConfigError(
             f"unknown service(s): {', '.join(unknown)} (services: {', '.join(project.services)})"
         )
-    emit: Emit = JsonSink() if fmt == "json" else TextSink()
+    # text progress goes to stderr: stdout carries the result lines
+    emit: Emit = JsonSink() if fmt == "json" else TextSink(sys.stderr)
     client = connect()
     try:
         builder = Builder(
-            project, client, emit, push=True if push else None, kube_context=kube_context(project)
+            project,
+            client,
+            emit,
+            push=True if push else None,
+            target=image_target(project, None),
         )
         results = builder.build(services)
     finally:
@@ -51,10 +56,3 @@ def run(
         for r in results.values():
             sys.stdout.write(f"{r.service} {r.ref}{'@' + r.digest if r.digest else ''}\n")
     return EXIT_OK
-
-
-def kube_context(project: Project) -> str | None:
-    """The cluster images go to when not pushing: None for the Docker target."""
-    if target_of(project, None) != "kubernetes":
-        return None
-    return project.kube_context or config.current_kube_context(os.environ)

@@ -6,16 +6,26 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from devloop import config
-from devloop.commands.common import new_session_id, sink
+from devloop.clients.docker import connect
+from devloop.commands.common import new_session_id
 from devloop.errors import EXIT_OK
-from devloop.events import Info
-from devloop.runtime.factory import docker_client, open_runtime
+from devloop.model.events import Info
+from devloop.output import sink
+from devloop.runtime.factory import open_runtime
 
 
-def run(directory: Path, *, profiles: Sequence[str] = (), output: str = "text", context: str | None = None) -> int:
+def run(
+    directory: Path,
+    *,
+    profiles: Sequence[str] = (),
+    output: str = "text",
+    context: str | None = None,
+) -> int:
     project = config.load(directory, profiles, kube_context=context)
     emit = sink(output)
-    runtime = open_runtime(project, docker_client(), session=new_session_id(), dev=False, context_flag=context)
+    runtime = open_runtime(
+        project, connect(), session=new_session_id(), dev=False, context_flag=context
+    )
     removed = runtime.delete_all()
     emit(Info(f"deleted {removed} object(s) of project {project.name} from {runtime.name}"))
     return EXIT_OK

@@ -9,24 +9,35 @@ from pathlib import Path
 from types import FrameType
 
 from devloop import config
-from devloop.build import Builder
-from devloop.commands.common import cluster_context, new_session_id, selected, sink
+from devloop.build.builder import Builder
+from devloop.clients.docker import connect
+from devloop.commands.common import new_session_id, selected
 from devloop.errors import EXIT_INTERRUPTED, EXIT_OK
-from devloop.project import Project
-from devloop.runtime.factory import docker_client, open_runtime
-from devloop.session import Session
+from devloop.loop.session import Session
+from devloop.model.project import Project
+from devloop.output import sink
+from devloop.runtime.factory import open_runtime
 
 
-def run(directory: Path, *, profiles: Sequence[str] = (), services: Sequence[str] = (),
-        output: str = "text", keep: bool = False, context: str | None = None) -> int:
+def run(
+    directory: Path,
+    *,
+    profiles: Sequence[str] = (),
+    services: Sequence[str] = (),
+    output: str = "text",
+    keep: bool = False,
+    context: str | None = None,
+) -> int:
     project = config.load(directory, profiles, kube_context=context)
     names = selected(project, services)
     emit = sink(output)
-    client = docker_client()
-    runtime = open_runtime(project, client, session=new_session_id(), dev=True, context_flag=context)
+    client = connect()
+    runtime = open_runtime(
+        project, client, session=new_session_id(), dev=True, context_flag=context
+    )
 
     def builder(p: Project) -> Builder:
-        return Builder(p, client, emit, kube_context=cluster_context(runtime))
+        return Builder(p, client, emit, target=runtime.images)
 
     session = Session(project, names, runtime, builder, emit)
     interrupted = _on_signals(session.stop)
@@ -39,7 +50,8 @@ def run(directory: Path, *, profiles: Sequence[str] = (), services: Sequence[str
 
 
 def _on_signals(stop: threading.Event) -> threading.Event:
-    """Ctrl-C and SIGTERM only set state; the loop notices within one step. A second Ctrl-C aborts."""
+    """Ctrl-C and SIGTERM only set state; the loop notices within one step. A second Ctrl-C
+    aborts."""
     interrupted = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         return interrupted

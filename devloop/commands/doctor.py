@@ -1,4 +1,5 @@
-"""`devloop doctor`: check the engine, the cluster, the registry, inotify and the images; say how to fix."""
+"""`devloop doctor`: check the engine, the cluster, the registry, inotify and the images; say how to
+fix."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import TextIO
 from devloop import config, doctor
 from devloop.doctor import Check
 from devloop.errors import EXIT_FAILURE, EXIT_OK, ConfigError
-from devloop.project import CONFIG_NAME, Project
+from devloop.model.project import CONFIG_NAME, Project
 
 MARKS = {"ok": "✓", "fail": "✗", "warn": "!", "skip": "-"}
 

@@ -16,11 +16,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
-from devloop import config, dockerfile, infer
+from devloop import config
 from devloop.errors import EXIT_OK, ConfigError, DevloopError
-from devloop.ignore import ALWAYS_IGNORED, ContextFilter
-from devloop.project import CONFIG_NAME
-from devloop.render import builtin_templates
+from devloop.files.dockerignore import ContextFilter
+from devloop.files.ignore import ALWAYS_IGNORED
+from devloop.infer import dockerfile
+from devloop.infer import rules as infer
+from devloop.model.project import CONFIG_NAME
+from devloop.render.templates import builtin_templates
 
 # `FROM ${BASE_IMAGE}`: the image of service `base`, which devloop passes as that build arg
 _IMAGE_ARG = re.compile(r"^\$\{?([A-Za-z0-9_]+)_IMAGE\}?$")
@@ -191,7 +194,8 @@ def _explain(f: Found, root: Path, out: TextIO) -> None:
     )
     for dep in f.requires:
         out.write(
-            f"  {f.name}: requires {dep}: it starts FROM ${{{dep.upper().replace('-', '_')}_IMAGE}}\n"
+            f"  {f.name}: requires {dep}: it starts FROM "
+            f"${{{dep.upper().replace('-', '_')}_IMAGE}}\n"
         )
     for r in f.inference.rules:
         out.write(f"  {r.explain(f.name, shown)}\n")

@@ -11,7 +11,7 @@ from typing import TextIO
 from devloop import config
 from devloop.commands.common import selected
 from devloop.errors import EXIT_OK
-from devloop.survey import RulePlan, ServicePlan, Survey, survey
+from devloop.watch.survey import RuleSurvey, ServiceSurvey, Survey, survey
 
 
 def run(
@@ -39,7 +39,8 @@ def text(s: Survey) -> str:
     lines = [
         f"plan for {s.project}{profiles}: nothing is started",
         "",
-        f"watch: {s.watched_files} files, {_size(s.watched_bytes)}, in {s.watched_dirs} directories "
+        f"watch: {s.watched_files} files, {_size(s.watched_bytes)}, in {s.watched_dirs} "
+        f"directories "
         f"under {len(s.roots)} root(s)",
     ]
     lines += [f"  {r}" for r in s.roots]
@@ -55,10 +56,11 @@ def text(s: Survey) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _service(svc: ServicePlan) -> list[str]:
+def _service(svc: ServiceSurvey) -> list[str]:
     ignore = "" if svc.dockerignore else ", no .dockerignore"
     lines = [
-        f"{svc.name}: context {svc.context} ({svc.context_files} files, {_size(svc.context_bytes)}{ignore})"
+        f"{svc.name}: context {svc.context} ({svc.context_files} files, "
+        f"{_size(svc.context_bytes)}{ignore})"
     ]
     lines += [f"  sync {_rule(r)}" for r in svc.sync] or ["  sync: no rules, every change rebuilds"]
     examples = ", ".join(svc.rebuild_examples) + (
@@ -76,7 +78,7 @@ def _service(svc: ServicePlan) -> list[str]:
     return lines
 
 
-def _rule(r: RulePlan) -> str:
+def _rule(r: RuleSurvey) -> str:
     then = "" if r.then == "none" else f", then {r.then}"
     return f"{r.src} -> {r.dest}{then}: {r.files} file(s) now"
 

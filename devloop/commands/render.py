@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from devloop import config, digest
+from devloop import config
+from devloop.build import digest
+from devloop.build import report as build_report_
 from devloop.errors import EXIT_OK, ConfigError, DevloopError
-from devloop.render import Manifest, dump, render
-from devloop.yamlsource import display_path
+from devloop.model.manifest import Manifest
+from devloop.render.templates import dump, render
 
 # What write_dir names its files; only these are cleared from DIR before a new render.
 _WRITTEN = re.compile(r"^\d{2,}-[a-z0-9]+-[a-z0-9.-]+\.yaml$")
@@ -45,7 +46,7 @@ def run(
         )
     refs = digest.image_refs(project, project.closure(services))
     if build_report:
-        refs.update(pinned_refs(directory / build_report))
+        refs.update(build_report_.read_pins(directory / build_report))
     refs.update(overrides)
     manifests = render(
         project, refs, [n for n in project.services if not services or n in services]
@@ -61,32 +62,12 @@ def run(
 
 def check(manifests: Sequence[Manifest], kube_version: str | None) -> None:
     """Raise SchemaViolations listing every violation, with template, kind/name and field."""
-    from devloop.validate import violations  # loads the schemas: only when asked for
+    from devloop.render.validate import violations  # loads the schemas: only when asked for
 
     problems = list(violations(manifests, kube_version))
     if problems:
         lines = "".join(f"\n  {p}" for p in problems)
         raise SchemaViolations(f"{len(problems)} schema violation(s):{lines}")
-
-
-def pinned_refs(report: Path) -> dict[str, str]:
-    """service → `image:tag@sha256:…` from a build report."""
-    shown = display_path(report)
-    try:
-        text = report.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DevloopError(f"cannot read the build report {shown}: {exc.strerror}") from None
-    try:
-        data = json.loads(text)
-        entries = data["services"]
-        return {
-            name: f"{e['image']}@{e['digest']}" if e.get("digest") else str(e["image"])
-            for name, e in entries.items()
-        }
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise DevloopError(
-            f"{shown}: not a devloop build report ({type(exc).__name__}: {exc})"
-        ) from None
 
 
 def write_dir(directory: Path, manifests: Sequence[Manifest]) -> None:

@@ -2,34 +2,49 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from devloop import config, render
-from devloop.build import Builder
-from devloop.commands.common import cluster_context, new_session_id, selected, sink
+from devloop import config
+from devloop.build.builder import Builder
+from devloop.clients.docker import connect
+from devloop.commands.common import new_session_id, selected
 from devloop.errors import EXIT_OK
-from devloop.events import Deployed, Ready
-from devloop.runtime.factory import docker_client, open_runtime
+from devloop.model.events import Deployed, Ready
+from devloop.output import sink
+from devloop.render.templates import render
+from devloop.runtime.factory import open_runtime
 
 
-def run(directory: Path, *, profiles: Sequence[str] = (), services: Sequence[str] = (),
-        output: str = "text", context: str | None = None, timeout: float | None = None,
-        push: bool | None = None) -> int:
+def run(
+    directory: Path,
+    *,
+    profiles: Sequence[str] = (),
+    services: Sequence[str] = (),
+    output: str = "text",
+    context: str | None = None,
+    timeout: float | None = None,
+    push: bool | None = None,
+) -> int:
     project = config.load(directory, profiles, kube_context=context)
     names = project.closure(selected(project, services))
     emit = sink(output)
-    client = docker_client()
-    runtime = open_runtime(project, client, session=new_session_id(), dev=False, context_flag=context)
-    built = Builder(project, client, emit, push=push, kube_context=cluster_context(runtime)).build(names)
-    refs = {n: (f"{b.ref}@{b.digest}" if b.digest and b.pushed else b.ref) for n, b in built.items()}
-    manifests = render.render(project, refs, names)
+    client = connect()
+    runtime = open_runtime(
+        project, client, session=new_session_id(), dev=False, context_flag=context
+    )
+    built = Builder(project, client, emit, push=push, target=runtime.images).build(names)
+    refs = {
+        n: (f"{b.ref}@{b.digest}" if b.digest and b.pushed else b.ref) for n, b in built.items()
+    }
+    manifests = render(project, refs, names)
     runtime.deploy(manifests, names)
     for n in names:
-        emit(Deployed(service=n, image=refs[n], objects=sum(1 for m in manifests if m.service == n)))
+        emit(
+            Deployed(service=n, image=refs[n], objects=sum(1 for m in manifests if m.service == n))
+        )
     runtime.wait_ready(names, timeout or project.rollout_timeout)
-    urls = runtime.forward_ports(emit, threading.Event()) if runtime.name == "docker" else {}
+    urls = runtime.published_urls()
     for n in names:
         emit(Ready(service=n, urls=urls.get(n, [])))
     return EXIT_OK

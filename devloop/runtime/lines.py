@@ -4,12 +4,13 @@ from __future__ import annotations
 
 
 def pop_line(buf: bytearray) -> bytes | None:
-    """Take the first complete line off `buf` (without its newline), or None when there is none yet."""
+    """Take the first complete line off `buf` (without its newline), or None when there is none
+    yet."""
     end = buf.find(b"\n")
     if end < 0:
         return None
     line = bytes(buf[:end]).rstrip(b"\r")
-    del buf[:end + 1]
+    del buf[: end + 1]
     return line
 
 

@@ -25,7 +25,8 @@ from tests.kubeapi.settings import Settings
 from tests.kubeapi.store import Store
 from tests.kubeapi.stream import pod_exec, pod_portforward
 
-CONTEXT = "devloop-kubeapi"  # local by its loopback server; a kind-* name would make builds run `kind load`
+# local by its loopback server; a kind-* name would make builds run `kind load`
+CONTEXT = "devloop-kubeapi"
 
 
 def free_port() -> int:
@@ -37,7 +38,9 @@ def free_port() -> int:
 class KubeApiServer:
     """A Kubernetes API server on 127.0.0.1 whose pods are Docker containers."""
 
-    def __init__(self, port: int = 0, settings: Settings | None = None, server_id: str | None = None) -> None:
+    def __init__(
+        self, port: int = 0, settings: Settings | None = None, server_id: str | None = None
+    ) -> None:
         self.port = port or free_port()
         self.settings = settings or Settings()
         self.server_id = server_id or secrets.token_hex(2)
@@ -60,7 +63,9 @@ class KubeApiServer:
         self.kubelet.start()
         self.controllers.start()
         ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(ready,), name="kubeapi http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._serve, args=(ready,), name="kubeapi http", daemon=True
+        )
         self._thread.start()
         if not ready.wait(30):
             raise RuntimeError(f"kubeapi did not start listening on {self.url}")
@@ -71,7 +76,9 @@ class KubeApiServer:
 
         async def start() -> None:
             self._api = Api(self)
-            self._runner = web.AppRunner(self._api.app(), handler_cancellation=True, access_log=None)
+            self._runner = web.AppRunner(
+                self._api.app(), handler_cancellation=True, access_log=None
+            )
             await self._runner.setup()
             await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 
@@ -92,6 +99,7 @@ class KubeApiServer:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+
             asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=30)
             loop.call_soon_threadsafe(loop.stop)
             if self._thread is not None:
@@ -109,19 +117,37 @@ class KubeApiServer:
 
     def _node(self) -> Obj:
         name = self.settings.node_name
-        ready = {"type": "Ready", "status": "True", "reason": "KubeletReady",
-                 "message": "kubelet is posting ready status", "lastHeartbeatTime": meta.now(),
-                 "lastTransitionTime": meta.now()}
+        ready = {
+            "type": "Ready",
+            "status": "True",
+            "reason": "KubeletReady",
+            "message": "kubelet is posting ready status",
+            "lastHeartbeatTime": meta.now(),
+            "lastTransitionTime": meta.now(),
+        }
         capacity = {"cpu": "2", "memory": "8Gi", "pods": "110", "ephemeral-storage": "100Gi"}
-        return {"apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": name, "labels": self.settings.labels()},
-                "spec": {"podCIDR": "10.244.0.0/24"},
-                "status": {"conditions": [ready], "capacity": capacity, "allocatable": capacity,
-                           "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
-                                         {"type": "Hostname", "address": name}],
-                           "nodeInfo": {"kubeletVersion": "v1.31.0", "containerRuntimeVersion": "docker://",
-                                        "operatingSystem": "linux", "architecture": "amd64",
-                                        "osImage": "devloop test node"}}}
+        return {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": name, "labels": self.settings.labels()},
+            "spec": {"podCIDR": "10.244.0.0/24"},
+            "status": {
+                "conditions": [ready],
+                "capacity": capacity,
+                "allocatable": capacity,
+                "addresses": [
+                    {"type": "InternalIP", "address": "127.0.0.1"},
+                    {"type": "Hostname", "address": name},
+                ],
+                "nodeInfo": {
+                    "kubeletVersion": "v1.31.0",
+                    "containerRuntimeVersion": "docker://",
+                    "operatingSystem": "linux",
+                    "architecture": "amd64",
+                    "osImage": "devloop test node",
+                },
+            },
+        }
 
     async def pod_subresource(self, request: web.Request, t: Target) -> web.StreamResponse:
         """pods/NAME/log, /exec, /portforward."""
@@ -134,13 +160,21 @@ class KubeApiServer:
             return await pod_exec(self, request, pod)
         return await pod_portforward(self, request, pod)
 
-    def write_kubeconfig(self, path: Path, context: str = CONTEXT, namespace: str = "default") -> Path:
+    def write_kubeconfig(
+        self, path: Path, context: str = CONTEXT, namespace: str = "default"
+    ) -> Path:
         config = {
-            "apiVersion": "v1", "kind": "Config", "preferences": {},
+            "apiVersion": "v1",
+            "kind": "Config",
+            "preferences": {},
             "clusters": [{"name": context, "cluster": {"server": self.url}}],
             "users": [{"name": context, "user": {"token": "devloop-test-token"}}],
-            "contexts": [{"name": context, "context": {"cluster": context, "user": context,
-                                                       "namespace": namespace}}],
+            "contexts": [
+                {
+                    "name": context,
+                    "context": {"cluster": context, "user": context, "namespace": namespace},
+                }
+            ],
             "current-context": context,
         }
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -156,6 +190,7 @@ class KubeApiServer:
             def terminating(obj: Obj) -> None:
                 obj["metadata"].setdefault("deletionTimestamp", meta.now())
                 obj["status"] = {"phase": "Terminating"}
+
             self.store.mutate(NAMESPACES, "", name, terminating)
         deadline = time.monotonic() + timeout
         while self.store.find(NAMESPACES, "", name) is not None and time.monotonic() < deadline:

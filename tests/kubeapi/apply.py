@@ -11,10 +11,17 @@ from tests.kubeapi.resources import ResourceType
 
 Path = tuple[str, ...]
 # Identity fields never count as owned: they name the object rather than describe it.
-_SKIP: set[Path] = {("apiVersion",), ("kind",), ("metadata", "name"), ("metadata", "namespace"),
-                    ("metadata", "resourceVersion"), ("metadata", "uid"),
-                    ("metadata", "creationTimestamp"), ("metadata", "generation"),
-                    ("metadata", "managedFields")}
+_SKIP: set[Path] = {
+    ("apiVersion",),
+    ("kind",),
+    ("metadata", "name"),
+    ("metadata", "namespace"),
+    ("metadata", "resourceVersion"),
+    ("metadata", "uid"),
+    ("metadata", "creationTimestamp"),
+    ("metadata", "generation"),
+    ("metadata", "managedFields"),
+}
 
 
 def leaf_paths(obj: Any, prefix: Path = ()) -> set[Path]:
@@ -78,18 +85,28 @@ Managers = dict[tuple[str, str], set[Path]]
 
 
 def read_managers(obj: Obj) -> Managers:
-    return {(e["manager"], e["operation"]): _from_fields(e.get("fieldsV1") or {})
-            for e in obj.get("metadata", {}).get("managedFields") or []}
+    return {
+        (e["manager"], e["operation"]): _from_fields(e.get("fieldsV1") or {})
+        for e in obj.get("metadata", {}).get("managedFields") or []
+    }
 
 
-def write_managers(obj: Obj, managers: Managers, rt: ResourceType, touched: tuple[str, str]) -> None:
+def write_managers(
+    obj: Obj, managers: Managers, rt: ResourceType, touched: tuple[str, str]
+) -> None:
     old = {(e["manager"], e["operation"]): e for e in obj["metadata"].get("managedFields") or []}
     entries = []
     for (manager, op), paths in managers.items():
         if not paths:
             continue
-        entry = {"manager": manager, "operation": op, "apiVersion": rt.api_version,
-                 "time": meta.now(), "fieldsType": "FieldsV1", "fieldsV1": _to_fields(paths)}
+        entry = {
+            "manager": manager,
+            "operation": op,
+            "apiVersion": rt.api_version,
+            "time": meta.now(),
+            "fieldsType": "FieldsV1",
+            "fieldsV1": _to_fields(paths),
+        }
         previous = old.get((manager, op))
         if previous is not None and (manager, op) != touched:
             entry["time"] = previous.get("time", entry["time"])
@@ -97,8 +114,9 @@ def write_managers(obj: Obj, managers: Managers, rt: ResourceType, touched: tupl
     obj["metadata"]["managedFields"] = entries
 
 
-def _conflicts(live: Obj, applied: Obj, paths: set[Path], managers: Managers,
-               me: tuple[str, str]) -> dict[Path, str]:
+def _conflicts(
+    live: Obj, applied: Obj, paths: set[Path], managers: Managers, me: tuple[str, str]
+) -> dict[Path, str]:
     found: dict[Path, str] = {}
     for owner, owned in managers.items():
         if owner == me:
@@ -113,11 +131,21 @@ def _conflict_error(rt: ResourceType, name: str, found: dict[Path, str]) -> ApiE
     lines = [f'conflict with "{m}": .{".".join(p)}' for p, m in sorted(found.items())]
     plural = "conflict" if len(lines) == 1 else "conflicts"
     message = f"Apply failed with {len(lines)} {plural}: " + "\n".join(lines)
-    causes = [{"reason": "FieldManagerConflict", "message": f'conflict with "{m}"',
-               "field": "." + ".".join(p)} for p, m in sorted(found.items())]
-    return ApiError(409, "Conflict", message,
-                    {"name": name, "kind": rt.plural, "causes": causes}
-                    | ({"group": rt.group} if rt.group else {}))
+    causes = [
+        {
+            "reason": "FieldManagerConflict",
+            "message": f'conflict with "{m}"',
+            "field": "." + ".".join(p),
+        }
+        for p, m in sorted(found.items())
+    ]
+    return ApiError(
+        409,
+        "Conflict",
+        message,
+        {"name": name, "kind": rt.plural, "causes": causes}
+        | ({"group": rt.group} if rt.group else {}),
+    )
 
 
 def _deep_merge(target: Obj, applied: Obj) -> None:
@@ -163,14 +191,21 @@ def record_update(rt: ResourceType, old: Obj | None, new: Obj, manager: str) -> 
     """Give `manager` (operation Update) the fields an update changed, as the server does."""
     before = old or {}
     managers = read_managers(before) if old is not None else {}
-    changed = {p for p in leaf_paths(new) | leaf_paths(before)
-               if _get(new, p) != _get(before, p) and p[0] != "status"}
+    changed = {
+        p
+        for p in leaf_paths(new) | leaf_paths(before)
+        if _get(new, p) != _get(before, p) and p[0] != "status"
+    }
     if not changed:
-        new["metadata"]["managedFields"] = copy.deepcopy(before.get("metadata", {}).get("managedFields", []))
+        new["metadata"]["managedFields"] = copy.deepcopy(
+            before.get("metadata", {}).get("managedFields", [])
+        )
         return
     me = (manager, "Update")
     for owner in managers:
         if owner != me:
-            managers[owner] = {o for o in managers[owner] if not any(_overlaps(o, c) for c in changed)}
+            managers[owner] = {
+                o for o in managers[owner] if not any(_overlaps(o, c) for c in changed)
+            }
     managers[me] = managers.get(me, set()) | {p for p in changed if _get(new, p) is not None}
     write_managers(new, managers, rt, me)

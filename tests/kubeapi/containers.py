@@ -13,8 +13,18 @@ from tests.kubeapi.meta import Obj
 from tests.kubeapi.resources import CONFIGMAPS, SECRETS
 from tests.kubeapi.store import Store
 
-_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
-          "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "m": 0.001}
+_UNITS = {
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "m": 0.001,
+}
 
 
 class ConfigError(Exception):
@@ -56,7 +66,9 @@ def _env_from(store: Store, namespace: str, sources: list[Obj]) -> dict[str, str
             if obj is None:
                 if ref.get("optional"):
                     continue
-                raise ConfigError(f'{"secret" if secret else "configmap"} "{ref.get("name")}" not found')
+                raise ConfigError(
+                    f'{"secret" if secret else "configmap"} "{ref.get("name")}" not found'
+                )
             for k, v in (obj.get("data") or {}).items():
                 env[src.get("prefix", "") + k] = base64.b64decode(v).decode() if secret else v
     return env
@@ -94,15 +106,20 @@ def resolve_env(store: Store, pod: Obj, c: Obj) -> list[str]:
 
 def _expand(value: str, env: dict[str, str]) -> str:
     """$(VAR) references to earlier variables, as Kubernetes expands them ($$ escapes)."""
-    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
-                  lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), value)
+    return re.sub(
+        r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
+        lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)),
+        value,
+    )
 
 
 def _user(pod: Obj, c: Obj) -> str | None:
     ctx = (pod["spec"].get("securityContext") or {}) | (c.get("securityContext") or {})
     if "runAsUser" not in ctx:
         return None
-    return f"{ctx['runAsUser']}:{ctx['runAsGroup']}" if "runAsGroup" in ctx else str(ctx["runAsUser"])
+    return (
+        f"{ctx['runAsUser']}:{ctx['runAsGroup']}" if "runAsGroup" in ctx else str(ctx["runAsUser"])
+    )
 
 
 def create(docker: Docker, store: Store, pod: Obj, c: Obj, pause_id: str, attempt: int) -> str:
@@ -111,16 +128,29 @@ def create(docker: Docker, store: Store, pod: Obj, c: Obj, pause_id: str, attemp
     md = pod["metadata"]
     limit = ((c.get("resources") or {}).get("limits") or {}).get("memory")
     host_config = docker.api.create_host_config(
-        network_mode=f"container:{pause_id}", mem_limit=quantity(limit) if limit else None)
+        network_mode=f"container:{pause_id}", mem_limit=quantity(limit) if limit else None
+    )
     # Kubernetes semantics: `command` replaces ENTRYPOINT (and drops the image's CMD),
     # `args` replaces CMD; Docker behaves the same when Entrypoint is given without Cmd.
     result = docker.api.create_container(
-        c["image"], name=docker.name(md["namespace"], md["name"], c["name"], str(attempt)),
-        entrypoint=c.get("command"), command=c.get("args"), environment=env,
-        working_dir=c.get("workingDir"), user=_user(pod, c), tty=bool(c.get("tty")),
-        stdin_open=bool(c.get("stdin")), host_config=host_config,
-        labels=docker.labels(namespace=md["namespace"], pod=md["name"], uid=md["uid"],
-                             container=c["name"], attempt=str(attempt)))
+        c["image"],
+        name=docker.name(md["namespace"], md["name"], c["name"], str(attempt)),
+        entrypoint=c.get("command"),
+        command=c.get("args"),
+        environment=env,
+        working_dir=c.get("workingDir"),
+        user=_user(pod, c),
+        tty=bool(c.get("tty")),
+        stdin_open=bool(c.get("stdin")),
+        host_config=host_config,
+        labels=docker.labels(
+            namespace=md["namespace"],
+            pod=md["name"],
+            uid=md["uid"],
+            container=c["name"],
+            attempt=str(attempt),
+        ),
+    )
     return str(result["Id"])
 
 
@@ -128,13 +158,20 @@ def create_pause(docker: Docker, pod: Obj, image: str, network: str, aliases: li
     """The container that owns the pod's network namespace (its IP and service aliases)."""
     md = pod["metadata"]
     networking = docker.api.create_networking_config(
-        {network: docker.api.create_endpoint_config(aliases=aliases)})
+        {network: docker.api.create_endpoint_config(aliases=aliases)}
+    )
     result = docker.api.create_container(
-        image, name=docker.name(md["namespace"], md["name"], "POD"),
-        entrypoint=["sleep"], command=["2147483647"], hostname=md["name"][:63],
+        image,
+        name=docker.name(md["namespace"], md["name"], "POD"),
+        entrypoint=["sleep"],
+        command=["2147483647"],
+        hostname=md["name"][:63],
         networking_config=networking,
         host_config=docker.api.create_host_config(network_mode=network),
-        labels=docker.labels(namespace=md["namespace"], pod=md["name"], uid=md["uid"], role="pause"))
+        labels=docker.labels(
+            namespace=md["namespace"], pod=md["name"], uid=md["uid"], role="pause"
+        ),
+    )
     return str(result["Id"])
 
 
@@ -143,9 +180,13 @@ def termination(docker: Docker, container_id: str, c: Obj) -> Obj:
     state = docker.api.inspect_container(container_id)["State"]
     code = int(state.get("ExitCode", 0))
     reason = "OOMKilled" if state.get("OOMKilled") else ("Completed" if code == 0 else "Error")
-    terminated: Obj = {"exitCode": code, "reason": reason, "startedAt": _stamp(state.get("StartedAt")),
-                       "finishedAt": _stamp(state.get("FinishedAt")),
-                       "containerID": f"docker://{container_id}"}
+    terminated: Obj = {
+        "exitCode": code,
+        "reason": reason,
+        "startedAt": _stamp(state.get("StartedAt")),
+        "finishedAt": _stamp(state.get("FinishedAt")),
+        "containerID": f"docker://{container_id}",
+    }
     message = _termination_message(docker, container_id, c, code)
     if message:
         terminated["message"] = message

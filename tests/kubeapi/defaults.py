@@ -31,8 +31,10 @@ def _name_error(rt: ResourceType, name: str) -> ApiError | None:
         pattern, what, limit = _SUBDOMAIN, "a lowercase RFC 1123 subdomain", 253
     if pattern.match(name) and len(name) <= limit:
         return None
-    message = (f'Invalid value: "{name}": {what} must consist of lower case alphanumeric '
-               "characters, '-' or '.', and must start and end with an alphanumeric character")
+    message = (
+        f'Invalid value: "{name}": {what} must consist of lower case alphanumeric '
+        "characters, '-' or '.', and must start and end with an alphanumeric character"
+    )
     return meta.invalid(rt.kind, rt.group, name, [("FieldValueInvalid", "metadata.name", message)])
 
 
@@ -47,8 +49,12 @@ def image_pull_policy(image: str) -> str:
 def _probe(probe: Obj | None) -> None:
     if not probe:
         return
-    for key, value in (("timeoutSeconds", 1), ("periodSeconds", 10), ("successThreshold", 1),
-                       ("failureThreshold", 3)):
+    for key, value in (
+        ("timeoutSeconds", 1),
+        ("periodSeconds", 10),
+        ("successThreshold", 1),
+        ("failureThreshold", 3),
+    ):
         probe.setdefault(key, value)
     if "httpGet" in probe:
         probe["httpGet"].setdefault("scheme", "HTTP")
@@ -71,9 +77,13 @@ def _container(c: Obj) -> None:
 
 
 def pod_spec(spec: Obj) -> None:
-    for key, value in (("restartPolicy", "Always"), ("dnsPolicy", "ClusterFirst"),
-                       ("schedulerName", "default-scheduler"), ("securityContext", {}),
-                       ("terminationGracePeriodSeconds", 30)):
+    for key, value in (
+        ("restartPolicy", "Always"),
+        ("dnsPolicy", "ClusterFirst"),
+        ("schedulerName", "default-scheduler"),
+        ("securityContext", {}),
+        ("terminationGracePeriodSeconds", 30),
+    ):
         spec.setdefault(key, value)
     for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
         _container(c)
@@ -88,7 +98,9 @@ def _pod_spec_errors(spec: Obj, field: str) -> list[tuple[str, str, str]]:
         if not c.get("name"):
             errors.append(("FieldValueRequired", f"{field}.containers[{i}].name", "Required value"))
         if not c.get("image"):
-            errors.append(("FieldValueRequired", f"{field}.containers[{i}].image", "Required value"))
+            errors.append(
+                ("FieldValueRequired", f"{field}.containers[{i}].image", "Required value")
+            )
     return errors
 
 
@@ -97,10 +109,16 @@ def _pod(obj: Obj, old: Obj | None) -> list[tuple[str, str, str]]:
     if old is None:
         obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
     elif _without_images(obj["spec"]) != _without_images(old["spec"]):
-        return [("FieldValueForbidden", "spec", "Forbidden: pod updates may not change fields other "
-                 "than `spec.containers[*].image`, `spec.initContainers[*].image`, "
-                 "`spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing "
-                 "tolerations) or `spec.terminationGracePeriodSeconds`")]
+        return [
+            (
+                "FieldValueForbidden",
+                "spec",
+                "Forbidden: pod updates may not change fields other "
+                "than `spec.containers[*].image`, `spec.initContainers[*].image`, "
+                "`spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing "
+                "tolerations) or `spec.terminationGracePeriodSeconds`",
+            )
+        ]
     return _pod_spec_errors(obj["spec"], "spec")
 
 
@@ -132,11 +150,21 @@ def _workload(obj: Obj, old: Obj | None) -> list[tuple[str, str, str]]:
     if not selector:
         errors.append(("FieldValueRequired", "spec.selector", "Required value"))
     elif not match_selector(selector, labels):
-        errors.append(("FieldValueInvalid", "spec.template.metadata.labels",
-                       f"Invalid value: {labels!r}: `selector` does not match template `labels`"))
+        errors.append(
+            (
+                "FieldValueInvalid",
+                "spec.template.metadata.labels",
+                f"Invalid value: {labels!r}: `selector` does not match template `labels`",
+            )
+        )
     if old is not None and selector and old["spec"].get("selector") != selector:
-        errors.append(("FieldValueInvalid", "spec.selector",
-                       f"Invalid value: {selector!r}: field is immutable"))
+        errors.append(
+            (
+                "FieldValueInvalid",
+                "spec.selector",
+                f"Invalid value: {selector!r}: field is immutable",
+            )
+        )
     if old is None:
         obj["status"] = {}
     return errors
@@ -153,7 +181,10 @@ def _service(obj: Obj, old: Obj | None) -> list[tuple[str, str, str]]:
         previous = (old or {}).get("spec", {}).get("clusterIP")
         spec["clusterIP"] = previous or spec.get("clusterIP") or next(_cluster_ips)
     spec["clusterIPs"] = [spec["clusterIP"]]
-    old_ports = {(p.get("port"), p.get("protocol", "TCP")): p for p in ((old or {}).get("spec") or {}).get("ports") or []}
+    old_ports = {
+        (p.get("port"), p.get("protocol", "TCP")): p
+        for p in ((old or {}).get("spec") or {}).get("ports") or []
+    }
     for port in spec.get("ports") or []:
         port.setdefault("protocol", "TCP")
         port.setdefault("targetPort", port.get("port"))
@@ -184,8 +215,12 @@ def _secret(obj: Obj, old: Obj | None) -> list[tuple[str, str, str]]:
 
 
 _BY_KIND: dict[str, Callable[[Obj, Obj | None], list[tuple[str, str, str]]]] = {
-    "Pod": _pod, "Deployment": _workload, "ReplicaSet": _workload, "Service": _service,
-    "Namespace": _namespace, "Secret": _secret,
+    "Pod": _pod,
+    "Deployment": _workload,
+    "ReplicaSet": _workload,
+    "Service": _service,
+    "Namespace": _namespace,
+    "Secret": _secret,
 }
 
 
@@ -196,8 +231,18 @@ def prepare(rt: ResourceType, obj: Obj, old: Obj | None) -> None:
         md["name"] = md["generateName"] + meta.random_suffix()
     name = md.get("name") or ""
     if not name:
-        raise meta.invalid(rt.kind, rt.group, name, [("FieldValueRequired", "metadata.name",
-                                                      "Required value: name or generateName is required")])
+        raise meta.invalid(
+            rt.kind,
+            rt.group,
+            name,
+            [
+                (
+                    "FieldValueRequired",
+                    "metadata.name",
+                    "Required value: name or generateName is required",
+                )
+            ],
+        )
     if old is None and (error := _name_error(rt, name)):
         raise error
     for key in ("labels", "annotations"):

@@ -28,16 +28,20 @@ class ExecSession:
         self._reader, self._writer = await asyncio.open_unix_connection(path)
         body = json.dumps({"Detach": False, "Tty": self.tty}).encode()
         version = self.docker.api.api_version
-        head = (f"POST /v{version}/exec/{self.exec_id}/start HTTP/1.1\r\nHost: docker\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-                "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+        head = (
+            f"POST /v{version}/exec/{self.exec_id}/start HTTP/1.1\r\nHost: docker\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
+        )
         self._writer.write(head.encode() + body)
         await self._writer.drain()
         status = await self._reader.readline()
         while (await self._reader.readline()) not in (b"\r\n", b""):
             pass
         if b" 101 " not in status and b" 200 " not in status:
-            raise docker.errors.APIError(f"exec start failed: {status.decode(errors='replace').strip()}")
+            raise docker.errors.APIError(
+                f"exec start failed: {status.decode(errors='replace').strip()}"
+            )
 
     async def read(self) -> tuple[int, bytes] | None:
         """The next chunk of output as (1 stdout | 2 stderr, data); None at the end."""

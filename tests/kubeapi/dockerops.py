@@ -40,7 +40,9 @@ class Docker:
         self._net_lock = threading.Lock()
 
     def labels(self, **extra: str) -> dict[str, str]:
-        return {LABEL: "1", SERVER_LABEL: self.server_id} | {f"{LABEL}.{k}": v for k, v in extra.items()}
+        return {LABEL: "1", SERVER_LABEL: self.server_id} | {
+            f"{LABEL}.{k}": v for k, v in extra.items()
+        }
 
     def name(self, *parts: str) -> str:
         return _clean("-".join(("kubeapi", self.server_id, *parts)))
@@ -50,7 +52,9 @@ class Docker:
         name = self.name(namespace)
         with self._net_lock:
             if not self.api.networks(names=[name]):
-                self.api.create_network(name, driver="bridge", labels=self.labels(namespace=namespace))
+                self.api.create_network(
+                    name, driver="bridge", labels=self.labels(namespace=namespace)
+                )
         return name
 
     def remove_network(self, namespace: str) -> None:

@@ -1,4 +1,5 @@
-"""pytest fixtures: `kube_api` (one server per session) and `kube_namespace` (a fresh name per test).
+"""pytest fixtures: `kube_api` (one server per session) and `kube_namespace` (a fresh name per
+test).
 
 Load with `pytest_plugins = ["tests.kubeapi.fixture"]`.
 """

@@ -45,7 +45,9 @@ class Images:
         if now < state.backoff_until:
             if now >= state.error_until and run.waiting[0] == "ErrImagePull":
                 run.waiting = ("ImagePullBackOff", f'Back-off pulling image "{image}"')
-                self.recorder.record(pod, "Normal", "BackOff", f'Back-off pulling image "{image}"', "kubelet")
+                self.recorder.record(
+                    pod, "Normal", "BackOff", f'Back-off pulling image "{image}"', "kubelet"
+                )
                 self.recorder.record(pod, "Warning", "Failed", "Error: ImagePullBackOff", "kubelet")
             return False
         policy = run.spec.get("imagePullPolicy", "IfNotPresent")
@@ -53,12 +55,16 @@ class Images:
         if policy == "Never":
             if self._ready(pod, run, image, present):
                 return True
-            run.waiting = ("ErrImageNeverPull",
-                           f'Container image "{image}" is not present with pull policy of Never')
+            run.waiting = (
+                "ErrImageNeverPull",
+                f'Container image "{image}" is not present with pull policy of Never',
+            )
             return False
         # Images named without a registry can only come from the local daemon (no Docker Hub here),
         # so an Always policy pulls only references that name a registry.
-        if not (policy == "Always" and has_registry_host(image)) and self._ready(pod, run, image, present):
+        if not (policy == "Always" and has_registry_host(image)) and self._ready(
+            pod, run, image, present
+        ):
             return True
         self._start_pull(pod, run, image, wake)
         return False
@@ -91,7 +97,9 @@ class Images:
             state.failures = 0
             return True
         state.failures += 1
-        delay = min(self.settings.pull_backoff * 2 ** (state.failures - 1), self.settings.pull_backoff_max)
+        delay = min(
+            self.settings.pull_backoff * 2 ** (state.failures - 1), self.settings.pull_backoff_max
+        )
         now = time.monotonic()
         state.backoff_until = now + delay
         state.error_until = now + min(self.settings.pull_error_shown, delay)

@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 class Kubelet:
     """Runs the pods bound to the one node this server has."""
 
-    def __init__(self, store: Store, docker: Docker, recorder: Recorder, settings: Settings) -> None:
+    def __init__(
+        self, store: Store, docker: Docker, recorder: Recorder, settings: Settings
+    ) -> None:
         self.store, self.docker, self.recorder, self.settings = store, docker, recorder, settings
         self.images = Images(docker, settings, recorder)
         self.stopping = threading.Event()
@@ -34,11 +36,19 @@ class Kubelet:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        self._events = self.docker.api.events(decode=True, filters={
-            "label": f"devloop.kubeapi.server={self.docker.server_id}",
-            "type": "container", "event": "die"})
+        self._events = self.docker.api.events(
+            decode=True,
+            filters={
+                "label": f"devloop.kubeapi.server={self.docker.server_id}",
+                "type": "container",
+                "event": "die",
+            },
+        )
         self.store.add_listener(self._on_change)
-        for target, name in ((self._watch_docker, "kubelet docker events"), (self._loop, "kubelet")):
+        for target, name in (
+            (self._watch_docker, "kubelet docker events"),
+            (self._loop, "kubelet"),
+        ):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -109,7 +119,10 @@ class Kubelet:
     def worker(self, namespace: str, name: str) -> PodWorker | None:
         with self._lock:
             for worker in self._workers.values():
-                if (worker.namespace, worker.pod_name) == (namespace, name) and not worker.finished.is_set():
+                if (worker.namespace, worker.pod_name) == (
+                    namespace,
+                    name,
+                ) and not worker.finished.is_set():
                     return worker
         return None
 
@@ -119,22 +132,32 @@ class Kubelet:
         names = [c["name"] for c in pod["spec"]["containers"]]
         if container is None:
             if len(names) != 1:
-                raise ApiError(400, "BadRequest",
-                               f"a container name must be specified for pod {md['name']}, "
-                               f"choose one of: [{' '.join(names)}]")
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    f"a container name must be specified for pod {md['name']}, "
+                    f"choose one of: [{' '.join(names)}]",
+                )
             container = names[0]
         if container not in names:
-            raise ApiError(400, "BadRequest",
-                           f"container {container} is not valid for pod {md['name']}")
+            raise ApiError(
+                400, "BadRequest", f"container {container} is not valid for pod {md['name']}"
+            )
         worker = self.worker(md["namespace"], md["name"])
         run = worker.runs.get(container) if worker else None
         if previous:
             if run is None or run.previous is None:
-                raise ApiError(400, "BadRequest", f'previous terminated container "{container}" '
-                               f'in pod "{md["name"]}" not found')
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    f'previous terminated container "{container}" in pod "{md["name"]}" not found',
+                )
             return run, run.previous
         if run is None or run.current is None:
             reason = run.waiting[0] if run else "ContainerCreating"
-            raise ApiError(400, "BadRequest", f'container "{container}" in pod "{md["name"]}" '
-                           f"is waiting to start: {reason}")
+            raise ApiError(
+                400,
+                "BadRequest",
+                f'container "{container}" in pod "{md["name"]}" is waiting to start: {reason}',
+            )
         return run, run.current

@@ -42,7 +42,9 @@ async def pod_logs(server: KubeApiServer, request: web.Request, pod: Obj) -> web
     response = web.StreamResponse(headers={"Content-Type": "text/plain"})
     response.enable_chunked_encoding()
     await response.prepare(request)
-    stream = await loop.run_in_executor(None, lambda: api.logs(cid, stream=True, follow=True, **options))
+    stream = await loop.run_in_executor(
+        None, lambda: api.logs(cid, stream=True, follow=True, **options)
+    )
     queue: asyncio.Queue[bytes | None] = asyncio.Queue()
 
     def pump() -> None:

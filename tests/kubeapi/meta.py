@@ -73,7 +73,9 @@ def not_found(plural: str, group: str, name: str) -> ApiError:
 
 def already_exists(plural: str, group: str, name: str) -> ApiError:
     details = {"name": name, "kind": plural} | ({"group": group} if group else {})
-    return ApiError(409, "AlreadyExists", f'{resource_ref(plural, group)} "{name}" already exists', details)
+    return ApiError(
+        409, "AlreadyExists", f'{resource_ref(plural, group)} "{name}" already exists', details
+    )
 
 
 def conflict(plural: str, group: str, name: str) -> ApiError:

@@ -9,9 +9,16 @@ from tests.kubeapi.meta import bad_request
 
 # Lists that strategic merge patch merges by a key instead of replacing.
 MERGE_KEYS = {
-    "containers": "name", "initContainers": "name", "ephemeralContainers": "name", "env": "name",
-    "volumes": "name", "volumeMounts": "mountPath", "imagePullSecrets": "name",
-    "conditions": "type", "tolerations": "key", "hostAliases": "ip",
+    "containers": "name",
+    "initContainers": "name",
+    "ephemeralContainers": "name",
+    "env": "name",
+    "volumes": "name",
+    "volumeMounts": "mountPath",
+    "imagePullSecrets": "name",
+    "conditions": "type",
+    "tolerations": "key",
+    "hostAliases": "ip",
 }
 
 
@@ -102,6 +109,8 @@ def json_patch(doc: Any, ops: list[dict[str, Any]]) -> Any:
             else:
                 raise bad_request(f"unsupported JSON patch operation {op['op']!r}")
         except (KeyError, IndexError, ValueError, TypeError) as exc:
-            raise bad_request(f"the server rejected our request due to an error in our request: "
-                              f"doc is missing path: {op['path']!r} ({exc})") from None
+            raise bad_request(
+                f"the server rejected our request due to an error in our request: "
+                f"doc is missing path: {op['path']!r} ({exc})"
+            ) from None
     return doc

@@ -81,19 +81,28 @@ class PodWorker(threading.Thread):
         labels = self.kubelet.settings.labels()
         wanted = pod["spec"].get("nodeSelector") or {}
         if any(labels.get(k) != v for k, v in wanted.items()):
-            message = ("0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. "
-                       "preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.")
+            message = (
+                "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. "
+                "preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
+            )
             self._write_status(podstatus.unschedulable(pod, message))
-            self.kubelet.recorder.record(pod, "Warning", "FailedScheduling", message, "default-scheduler")
+            self.kubelet.recorder.record(
+                pod, "Warning", "FailedScheduling", message, "default-scheduler"
+            )
             return False
         node = self.kubelet.settings.node_name
 
         def bind(obj: Obj) -> None:
             obj["spec"]["nodeName"] = node
+
         self.store.mutate(PODS, self.namespace, self.pod_name, bind)
         self.kubelet.recorder.record(
-            pod, "Normal", "Scheduled",
-            f"Successfully assigned {self.namespace}/{self.pod_name} to {node}", "default-scheduler")
+            pod,
+            "Normal",
+            "Scheduled",
+            f"Successfully assigned {self.namespace}/{self.pod_name} to {node}",
+            "default-scheduler",
+        )
         return True
 
     def _service_aliases(self, pod: Obj) -> list[str]:
@@ -104,7 +113,12 @@ class PodWorker(threading.Thread):
             if selector and all(labels.get(k) == v for k, v in selector.items()):
                 name = svc["metadata"]["name"]
                 ns = self.namespace
-                names += [name, f"{name}.{ns}", f"{name}.{ns}.svc", f"{name}.{ns}.svc.cluster.local"]
+                names += [
+                    name,
+                    f"{name}.{ns}",
+                    f"{name}.{ns}.svc",
+                    f"{name}.{ns}.svc.cluster.local",
+                ]
         return sorted(names)
 
     def _refresh_ip(self, network: str) -> None:
@@ -118,11 +132,17 @@ class PodWorker(threading.Thread):
         if self.pause is None:
             try:
                 self.pause = containers.create_pause(
-                    self.docker, pod, self.kubelet.settings.pause_image, network, aliases)
+                    self.docker, pod, self.kubelet.settings.pause_image, network, aliases
+                )
                 self.docker.api.start(self.pause)
             except docker.errors.APIError as exc:
-                self.kubelet.recorder.record(pod, "Warning", "FailedCreatePodSandBox",
-                                             f"Failed to create pod sandbox: {explain(exc)}", "kubelet")
+                self.kubelet.recorder.record(
+                    pod,
+                    "Warning",
+                    "FailedCreatePodSandBox",
+                    f"Failed to create pod sandbox: {explain(exc)}",
+                    "kubelet",
+                )
                 self.pause = None
                 return False
             self.aliases = aliases
@@ -148,9 +168,15 @@ class PodWorker(threading.Thread):
             run = self.runs.setdefault(c["name"], Run(spec=c))
             self._sync_container(pod, run, c)
         self._probe(pod)
-        self._write_status(podstatus.compute(
-            pod, [self.runs[c["name"]] for c in pod["spec"]["containers"]],
-            self.pod_ip, self.host_ip, self.pause is not None))
+        self._write_status(
+            podstatus.compute(
+                pod,
+                [self.runs[c["name"]] for c in pod["spec"]["containers"]],
+                self.pod_ip,
+                self.host_ip,
+                self.pause is not None,
+            )
+        )
         return self._next_wait()
 
     def _next_wait(self) -> float:
@@ -169,8 +195,12 @@ class PodWorker(threading.Thread):
 
     def _sync_container(self, pod: Obj, run: Run, c: Obj) -> None:
         if run.running and c["image"] != run.spec["image"]:
-            self._event(pod, "Normal", "Killing",
-                        f"Container {c['name']} definition changed, will be restarted")
+            self._event(
+                pod,
+                "Normal",
+                "Killing",
+                f"Container {c['name']} definition changed, will be restarted",
+            )
             run.crashes = 0  # a spec change restarts at once, without back-off
             self._kill(run)
         run.spec = c
@@ -219,18 +249,31 @@ class PodWorker(threading.Thread):
         run.ready = False
         now = time.monotonic()
         spec = run.spec
-        run.readiness = probes.Prober(spec["readinessProbe"], now, False) if spec.get("readinessProbe") else None
-        run.liveness = probes.Prober(spec["livenessProbe"], now, True) if spec.get("livenessProbe") else None
-        run.startup = probes.Prober(spec["startupProbe"], now, False) if spec.get("startupProbe") else None
+        run.readiness = (
+            probes.Prober(spec["readinessProbe"], now, False)
+            if spec.get("readinessProbe")
+            else None
+        )
+        run.liveness = (
+            probes.Prober(spec["livenessProbe"], now, True) if spec.get("livenessProbe") else None
+        )
+        run.startup = (
+            probes.Prober(spec["startupProbe"], now, False) if spec.get("startupProbe") else None
+        )
         self._event(pod, "Normal", "Started", f"Started container {spec['name']}")
 
     def _start_failed(self, pod: Obj, run: Run, cid: str, message: str) -> None:
         run.running = False
         run.exited = False
         self._event(pod, "Warning", "Failed", f"Error: {message}")
-        term = {"exitCode": 128, "reason": "StartError", "message": message,
-                "startedAt": "1970-01-01T00:00:00Z", "finishedAt": meta.now(),
-                "containerID": f"docker://{cid}"}
+        term = {
+            "exitCode": 128,
+            "reason": "StartError",
+            "message": message,
+            "startedAt": "1970-01-01T00:00:00Z",
+            "finishedAt": meta.now(),
+            "containerID": f"docker://{cid}",
+        }
         self._after_exit(pod, run, term)
 
     def _handle_exit(self, pod: Obj, run: Run) -> None:
@@ -253,10 +296,16 @@ class PodWorker(threading.Thread):
         if delay:
             name = run.spec["name"]
             pod_ref = f"{self.pod_name}_{self.namespace}({self.uid})"
-            run.waiting = ("CrashLoopBackOff",
-                           f"back-off {go_duration(delay)} restarting failed container={name} pod={pod_ref}")
-            self._event(pod, "Warning", "BackOff",
-                        f"Back-off restarting failed container {name} in pod {pod_ref}")
+            run.waiting = (
+                "CrashLoopBackOff",
+                f"back-off {go_duration(delay)} restarting failed container={name} pod={pod_ref}",
+            )
+            self._event(
+                pod,
+                "Warning",
+                "BackOff",
+                f"Back-off restarting failed container {name} in pod {pod_ref}",
+            )
 
     def _kill(self, run: Run) -> None:
         if run.current:
@@ -289,11 +338,19 @@ class PodWorker(threading.Thread):
         if not ok:
             self._event(pod, "Warning", "Unhealthy", f"{kind} probe failed: {message}")
         failed_hard = flipped and not prober.result and kind in ("Liveness", "Startup")
-        if kind == "Startup" and not ok and prober.failures >= int(prober.spec.get("failureThreshold", 3)):
+        if (
+            kind == "Startup"
+            and not ok
+            and prober.failures >= int(prober.spec.get("failureThreshold", 3))
+        ):
             failed_hard = True
         if failed_hard:
-            self._event(pod, "Normal", "Killing",
-                        f"Container {run.spec['name']} failed {kind.lower()} probe, will be restarted")
+            self._event(
+                pod,
+                "Normal",
+                "Killing",
+                f"Container {run.spec['name']} failed {kind.lower()} probe, will be restarted",
+            )
             self._kill(run)
 
     # -- status, deletion -----------------------------------------------------------------
@@ -302,6 +359,7 @@ class PodWorker(threading.Thread):
         def put(obj: Obj) -> None:
             if obj["metadata"]["uid"] == self.uid:
                 obj["status"] = status
+
         with contextlib.suppress(ApiError):  # deleted meanwhile: the loop notices next time round
             self.store.mutate(PODS, self.namespace, self.pod_name, put)
 
@@ -309,13 +367,17 @@ class PodWorker(threading.Thread):
         self.kubelet.recorder.record(pod, type_, reason, message, "kubelet")
 
     def _terminate(self, pod: Obj) -> None:
-        grace = min(float(pod["metadata"].get("deletionGracePeriodSeconds") or 0),
-                    self.kubelet.settings.max_grace)
+        grace = min(
+            float(pod["metadata"].get("deletionGracePeriodSeconds") or 0),
+            self.kubelet.settings.max_grace,
+        )
         stoppers = []
         for run in self.runs.values():
             if run.running and run.current:
                 self._event(pod, "Normal", "Killing", f"Stopping container {run.spec['name']}")
-                t = threading.Thread(target=self._stop_container, args=(run.current, grace), daemon=True)
+                t = threading.Thread(
+                    target=self._stop_container, args=(run.current, grace), daemon=True
+                )
                 t.start()
                 stoppers.append(t)
         for t in stoppers:

@@ -1,4 +1,5 @@
-"""A pod's status (phase, conditions, container statuses) from the kubelet's view of its containers."""
+"""A pod's status (phase, conditions, container statuses) from the kubelet's view of its
+containers."""
 
 from __future__ import annotations
 
@@ -53,11 +54,20 @@ class Run:
         return self.running and (self.startup is None or self.startup.result)
 
 
-def _condition(type_: str, ok: bool, previous: list[Obj], reason: str = "", message: str = "") -> Obj:
+def _condition(
+    type_: str, ok: bool, previous: list[Obj], reason: str = "", message: str = ""
+) -> Obj:
     status = "True" if ok else "False"
     before = next((c for c in previous if c.get("type") == type_), None)
-    since = before["lastTransitionTime"] if before and before.get("status") == status else meta.now()
-    cond: Obj = {"type": type_, "status": status, "lastProbeTime": None, "lastTransitionTime": since}
+    since = (
+        before["lastTransitionTime"] if before and before.get("status") == status else meta.now()
+    )
+    cond: Obj = {
+        "type": type_,
+        "status": status,
+        "lastProbeTime": None,
+        "lastTransitionTime": since,
+    }
     if reason:
         cond["reason"] = reason
     if message:
@@ -67,9 +77,15 @@ def _condition(type_: str, ok: bool, previous: list[Obj], reason: str = "", mess
 
 def container_status(run: Run) -> Obj:
     c = run.spec
-    status: Obj = {"name": c["name"], "image": c["image"], "imageID": run.image_id,
-                   "ready": run.ready, "restartCount": run.restart_count, "started": run.started,
-                   "lastState": {"terminated": run.last_terminated} if run.last_terminated else {}}
+    status: Obj = {
+        "name": c["name"],
+        "image": c["image"],
+        "imageID": run.image_id,
+        "ready": run.ready,
+        "restartCount": run.restart_count,
+        "started": run.started,
+        "lastState": {"terminated": run.last_terminated} if run.last_terminated else {},
+    }
     if run.current:
         status["containerID"] = f"docker://{run.current}"
     if run.running:
@@ -78,7 +94,9 @@ def container_status(run: Run) -> Obj:
         status["state"] = {"terminated": run.terminated}
     else:
         reason, message = run.waiting
-        status["state"] = {"waiting": {"reason": reason} | ({"message": message} if message else {})}
+        status["state"] = {
+            "waiting": {"reason": reason} | ({"message": message} if message else {})
+        }
     return status
 
 
@@ -91,8 +109,9 @@ def phase(pod: Obj, runs: list[Run]) -> str:
     return "Succeeded" if all(code == 0 for code in codes) else "Failed"
 
 
-def compute(pod: Obj, runs: list[Run], pod_ip: str | None, host_ip: str | None,
-            sandbox_ready: bool) -> Obj:
+def compute(
+    pod: Obj, runs: list[Run], pod_ip: str | None, host_ip: str | None, sandbox_ready: bool
+) -> Obj:
     """The full status block the kubelet would report for this pod now."""
     previous = (pod.get("status") or {}).get("conditions") or []
     pod_phase = phase(pod, runs)
@@ -124,5 +143,8 @@ def compute(pod: Obj, runs: list[Run], pod_ip: str | None, host_ip: str | None,
 
 def unschedulable(pod: Obj, message: str) -> Obj:
     previous = (pod.get("status") or {}).get("conditions") or []
-    return {"phase": "Pending", "qosClass": (pod.get("status") or {}).get("qosClass", "BestEffort"),
-            "conditions": [_condition("PodScheduled", False, previous, "Unschedulable", message)]}
+    return {
+        "phase": "Pending",
+        "qosClass": (pod.get("status") or {}).get("qosClass", "BestEffort"),
+        "conditions": [_condition("PodScheduled", False, previous, "Unschedulable", message)],
+    }

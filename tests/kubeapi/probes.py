@@ -30,8 +30,10 @@ def _http(ip: str, c: Obj, spec: Obj, timeout: float) -> tuple[bool, str]:
         conn.request("GET", path, headers={"User-Agent": "kube-probe/1.31"} | headers)
         status = conn.getresponse().status
     except TimeoutError:
-        return False, (f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while '
-                       "awaiting headers)")
+        return False, (
+            f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while '
+            "awaiting headers)"
+        )
     except OSError as exc:
         return False, f'Get "{url}": dial tcp {ip}:{port}: connect: {_errno_text(exc)}'
     finally:
@@ -42,7 +44,11 @@ def _http(ip: str, c: Obj, spec: Obj, timeout: float) -> tuple[bool, str]:
 
 
 def _errno_text(exc: OSError) -> str:
-    return "connection refused" if isinstance(exc, ConnectionRefusedError) else (exc.strerror or str(exc))
+    return (
+        "connection refused"
+        if isinstance(exc, ConnectionRefusedError)
+        else (exc.strerror or str(exc))
+    )
 
 
 def _tcp(ip: str, c: Obj, spec: Obj, timeout: float) -> tuple[bool, str]:
@@ -83,7 +89,8 @@ def run(docker: Docker, ip: str, container_id: str, c: Obj, probe: Obj) -> tuple
 
 @dataclass
 class Prober:
-    """One probe's schedule and its consecutive results, as the kubelet's probe worker keeps them."""
+    """One probe's schedule and its consecutive results, as the kubelet's probe worker keeps
+    them."""
 
     spec: Obj
     started: float

@@ -52,26 +52,76 @@ class ResourceType:
         return "status" in self.subresources
 
 
-NAMESPACES = ResourceType("", "v1", "namespaces", "Namespace", False,
-                          ("create", "delete", "get", "list", "patch", "update", "watch"),
-                          ("ns",), ("status",))
+NAMESPACES = ResourceType(
+    "",
+    "v1",
+    "namespaces",
+    "Namespace",
+    False,
+    ("create", "delete", "get", "list", "patch", "update", "watch"),
+    ("ns",),
+    ("status",),
+)
 CONFIGMAPS = ResourceType("", "v1", "configmaps", "ConfigMap", True, short_names=("cm",))
 SECRETS = ResourceType("", "v1", "secrets", "Secret", True)
-SERVICES = ResourceType("", "v1", "services", "Service", True,
-                        ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"),
-                        ("svc",), ("status",))
-SERVICEACCOUNTS = ResourceType("", "v1", "serviceaccounts", "ServiceAccount", True, short_names=("sa",))
-PODS = ResourceType("", "v1", "pods", "Pod", True, short_names=("po",),
-                    subresources=("status", "log", "exec", "portforward"), has_generation=True)
+SERVICES = ResourceType(
+    "",
+    "v1",
+    "services",
+    "Service",
+    True,
+    ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"),
+    ("svc",),
+    ("status",),
+)
+SERVICEACCOUNTS = ResourceType(
+    "", "v1", "serviceaccounts", "ServiceAccount", True, short_names=("sa",)
+)
+PODS = ResourceType(
+    "",
+    "v1",
+    "pods",
+    "Pod",
+    True,
+    short_names=("po",),
+    subresources=("status", "log", "exec", "portforward"),
+    has_generation=True,
+)
 EVENTS = ResourceType("", "v1", "events", "Event", True, short_names=("ev",))
 NODES = ResourceType("", "v1", "nodes", "Node", False, READ_VERBS, ("no",), ("status",))
-DEPLOYMENTS = ResourceType("apps", "v1", "deployments", "Deployment", True, short_names=("deploy",),
-                           subresources=("status", "scale"), has_generation=True)
-REPLICASETS = ResourceType("apps", "v1", "replicasets", "ReplicaSet", True, short_names=("rs",),
-                           subresources=("status", "scale"), has_generation=True)
+DEPLOYMENTS = ResourceType(
+    "apps",
+    "v1",
+    "deployments",
+    "Deployment",
+    True,
+    short_names=("deploy",),
+    subresources=("status", "scale"),
+    has_generation=True,
+)
+REPLICASETS = ResourceType(
+    "apps",
+    "v1",
+    "replicasets",
+    "ReplicaSet",
+    True,
+    short_names=("rs",),
+    subresources=("status", "scale"),
+    has_generation=True,
+)
 
-TYPES = (NAMESPACES, CONFIGMAPS, SECRETS, SERVICES, SERVICEACCOUNTS, PODS, EVENTS, NODES,
-         DEPLOYMENTS, REPLICASETS)
+TYPES = (
+    NAMESPACES,
+    CONFIGMAPS,
+    SECRETS,
+    SERVICES,
+    SERVICEACCOUNTS,
+    PODS,
+    EVENTS,
+    NODES,
+    DEPLOYMENTS,
+    REPLICASETS,
+)
 GROUPS = {"apps": ("v1",)}
 
 
@@ -106,12 +156,27 @@ def _entry(rt: ResourceType) -> Obj:
 
 
 def _sub_entry(rt: ResourceType, sub: str) -> Obj:
-    kinds = {"status": rt.kind, "scale": "Scale", "log": "Pod",
-             "exec": "PodExecOptions", "portforward": "PodPortForwardOptions"}
-    verbs = {"status": ["get", "patch", "update"], "scale": ["get", "patch", "update"],
-             "log": ["get"], "exec": ["create", "get"], "portforward": ["create", "get"]}
-    entry: Obj = {"name": f"{rt.plural}/{sub}", "singularName": "", "namespaced": rt.namespaced,
-                  "kind": kinds[sub], "verbs": verbs[sub]}
+    kinds = {
+        "status": rt.kind,
+        "scale": "Scale",
+        "log": "Pod",
+        "exec": "PodExecOptions",
+        "portforward": "PodPortForwardOptions",
+    }
+    verbs = {
+        "status": ["get", "patch", "update"],
+        "scale": ["get", "patch", "update"],
+        "log": ["get"],
+        "exec": ["create", "get"],
+        "portforward": ["create", "get"],
+    }
+    entry: Obj = {
+        "name": f"{rt.plural}/{sub}",
+        "singularName": "",
+        "namespaced": rt.namespaced,
+        "kind": kinds[sub],
+        "verbs": verbs[sub],
+    }
     if sub == "scale":
         entry |= {"group": "autoscaling", "version": "v1"}
     return entry
@@ -127,13 +192,22 @@ def resource_list(group: str, version: str) -> Obj | None:
         resources.append(_entry(rt))
         resources.extend(_sub_entry(rt, sub) for sub in rt.subresources)
     group_version = f"{group}/{version}" if group else version
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
-            "resources": resources}
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": resources,
+    }
 
 
 def api_versions() -> Obj:
-    return {"kind": "APIVersions", "versions": ["v1"],
-            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:6443"}]}
+    return {
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [
+            {"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:6443"}
+        ],
+    }
 
 
 def _group(name: str) -> Obj:

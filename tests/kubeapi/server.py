@@ -145,7 +145,11 @@ class Api:
             return respond(*self.patch(request, t, await request.read()))
         elif method == "DELETE":
             return respond(self.delete(request, t, await self._optional_body(request)))
-        raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        raise ApiError(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
 
     # -- reading --------------------------------------------------------------------------
 
@@ -154,9 +158,13 @@ class Api:
         with self.store.lock:
             items = self.store.list(t.rt, t.namespace, match)
             rv = str(self.store.resource_version)
-        start = int(base64.b64decode(request.query["continue"]).decode()) if request.query.get("continue") else 0
+        start = (
+            int(base64.b64decode(request.query["continue"]).decode())
+            if request.query.get("continue")
+            else 0
+        )
         limit = int(request.query.get("limit") or 0)
-        page = items[start: start + limit] if limit else items[start:]
+        page = items[start : start + limit] if limit else items[start:]
         md: Obj = {"resourceVersion": rv}
         if limit and start + limit < len(items):
             md["continue"] = base64.b64encode(str(start + limit).encode()).decode()
@@ -164,7 +172,12 @@ class Api:
         for item in page:
             item.pop("apiVersion", None)
             item.pop("kind", None)
-        return {"kind": f"{t.rt.kind}List", "apiVersion": t.rt.api_version, "metadata": md, "items": page}
+        return {
+            "kind": f"{t.rt.kind}List",
+            "apiVersion": t.rt.api_version,
+            "metadata": md,
+            "items": page,
+        }
 
     # -- writing --------------------------------------------------------------------------
 
@@ -173,7 +186,9 @@ class Api:
         try:
             body = yaml.safe_load(raw) if "yaml" in request.content_type else json.loads(raw)
         except (ValueError, yaml.YAMLError) as exc:
-            raise meta.bad_request(f"the body of the request was in an unknown format: {exc}") from None
+            raise meta.bad_request(
+                f"the body of the request was in an unknown format: {exc}"
+            ) from None
         if not isinstance(body, dict):
             raise meta.bad_request("the body of the request must be an object")
         return body
@@ -182,16 +197,19 @@ class Api:
         return await self._body(request) if request.can_read_body else {}
 
     def _check_kind(self, t: Target, body: Obj, required: bool = False) -> None:
-        """Kind and apiVersion must match the URL; plain writes may leave them out, apply may not."""
+        """Kind and apiVersion must match the URL; plain writes may leave them out, apply may
+        not."""
         if not body.get("kind"):
             if required:
                 raise meta.bad_request(f"Object 'Kind' is missing in '{json.dumps(body)[:200]}'")
             body["kind"] = t.rt.kind
         body.setdefault("apiVersion", t.rt.api_version)
         if (body.get("apiVersion"), body.get("kind")) != (t.rt.api_version, t.rt.kind):
-            raise meta.bad_request(f"the API version in the data ({body.get('apiVersion')}) does not "
-                                   f"match the expected API version ({t.rt.api_version}) or kind "
-                                   f"{body.get('kind')} is not {t.rt.kind}")
+            raise meta.bad_request(
+                f"the API version in the data ({body.get('apiVersion')}) does not "
+                f"match the expected API version ({t.rt.api_version}) or kind "
+                f"{body.get('kind')} is not {t.rt.kind}"
+            )
 
     def _place(self, t: Target, body: Obj) -> None:
         """Put the URL's namespace into the object; a different one in the body is an error."""
@@ -200,8 +218,10 @@ class Api:
             md.pop("namespace", None)
             return
         if md.get("namespace") and md["namespace"] != t.namespace:
-            raise meta.bad_request("the namespace of the provided object does not match the namespace "
-                                   "sent on the request")
+            raise meta.bad_request(
+                "the namespace of the provided object does not match the namespace "
+                "sent on the request"
+            )
         md["namespace"] = t.namespace
 
     def _namespace_open(self, t: Target, name: str) -> None:
@@ -211,12 +231,23 @@ class Api:
         if ns is None:
             raise meta.not_found("namespaces", "", t.namespace or "")
         if "deletionTimestamp" in ns["metadata"]:
-            raise ApiError(403, "Forbidden",
-                           f'{meta.resource_ref(t.rt.plural, t.rt.group)} "{name}" is forbidden: unable to '
-                           f"create new content in namespace {t.namespace} because it is being terminated",
-                           {"name": name, "kind": t.rt.plural, "causes": [{
-                               "reason": "NamespaceTerminating", "field": "metadata.namespace",
-                               "message": f"namespace {t.namespace} is being terminated"}]})
+            raise ApiError(
+                403,
+                "Forbidden",
+                f'{meta.resource_ref(t.rt.plural, t.rt.group)} "{name}" is forbidden: unable to '
+                f"create new content in namespace {t.namespace} because it is being terminated",
+                {
+                    "name": name,
+                    "kind": t.rt.plural,
+                    "causes": [
+                        {
+                            "reason": "NamespaceTerminating",
+                            "field": "metadata.namespace",
+                            "message": f"namespace {t.namespace} is being terminated",
+                        }
+                    ],
+                },
+            )
 
     def _commit_create(self, t: Target, body: Obj, manager: str | None, dry: bool) -> Obj:
         body["metadata"].pop("resourceVersion", None)
@@ -234,7 +265,9 @@ class Api:
         self._check_kind(t, body)
         self._place(t, body)
         with self.store.lock:
-            return self._commit_create(t, body, _field_manager(request), bool(request.query.get("dryRun"))), 201
+            return self._commit_create(
+                t, body, _field_manager(request), bool(request.query.get("dryRun"))
+            ), 201
 
     def _commit_update(self, t: Target, live: Obj, new: Obj, manager: str | None, dry: bool) -> Obj:
         defaults.prepare(t.rt, new, live)
@@ -248,13 +281,16 @@ class Api:
         self._check_kind(t, body)
         self._place(t, body)
         if body["metadata"].get("name") != t.name:
-            raise meta.bad_request(f"the name of the object ({body['metadata'].get('name')}) does not "
-                                   f"match the name on the URL ({t.name})")
+            raise meta.bad_request(
+                f"the name of the object ({body['metadata'].get('name')}) does not "
+                f"match the name on the URL ({t.name})"
+            )
         with self.store.lock:
             live = self.store.get(t.rt, t.namespace or "", t.name or "")
             body["metadata"].setdefault("managedFields", live["metadata"].get("managedFields", []))
-            return self._commit_update(t, live, body, _field_manager(request),
-                                       bool(request.query.get("dryRun")))
+            return self._commit_update(
+                t, live, body, _field_manager(request), bool(request.query.get("dryRun"))
+            )
 
     def patch(self, request: web.Request, t: Target, raw: bytes) -> tuple[Obj, int]:
         kind = request.content_type
@@ -276,10 +312,14 @@ class Api:
             elif kind == "application/strategic-merge-patch+json":
                 result = patch.strategic_merge(live, body)
             else:
-                raise ApiError(415, "UnsupportedMediaType",
-                               'the body of the request was in an unknown format - accepted media types '
-                               'include: application/json-patch+json, application/merge-patch+json, '
-                               'application/apply-patch+yaml', {})
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    "the body of the request was in an unknown format - accepted media types "
+                    "include: application/json-patch+json, application/merge-patch+json, "
+                    "application/apply-patch+yaml",
+                    {},
+                )
             self._keep_identity(t, live, result)
             return self._commit_update(t, live, result, _field_manager(request), dry), 200
 
@@ -293,8 +333,12 @@ class Api:
     def _apply(self, request: web.Request, t: Target, raw: bytes, dry: bool) -> tuple[Obj, int]:
         manager = request.query.get("fieldManager")
         if not manager:
-            raise ApiError(422, "Invalid", 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: '
-                           "Required value: is required for apply patch")
+            raise ApiError(
+                422,
+                "Invalid",
+                'PatchOptions.meta.k8s.io "" is invalid: fieldManager: '
+                "Required value: is required for apply patch",
+            )
         try:
             body = yaml.safe_load(raw)
         except yaml.YAMLError as exc:
@@ -304,8 +348,10 @@ class Api:
         self._check_kind(t, body, required=True)
         self._place(t, body)
         if body["metadata"].get("name") != t.name:
-            raise meta.bad_request(f"the name of the object ({body['metadata'].get('name')}) does not "
-                                   f"match the name on the URL ({t.name})")
+            raise meta.bad_request(
+                f"the name of the object ({body['metadata'].get('name')}) does not "
+                f"match the name on the URL ({t.name})"
+            )
         force = flag(request.query, "force")
         with self.store.lock:
             live = self.store.find(t.rt, t.namespace or "", t.name or "")
@@ -322,7 +368,11 @@ class Api:
             obj = self.store.get(t.rt, ns, name)
             return scale_of(obj) if t.sub == "scale" else obj
         if request.method not in ("PUT", "PATCH"):
-            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+            raise ApiError(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            )
         raw = await request.read()
         with self.store.lock:
             live = self.store.get(t.rt, ns, name)
@@ -353,7 +403,11 @@ class Api:
             if t.rt is NAMESPACES:
                 return self._terminate_namespace(obj)
             if t.rt is PODS:
-                grace = int(obj["spec"].get("terminationGracePeriodSeconds", 30)) if grace_text is None else int(grace_text)
+                grace = (
+                    int(obj["spec"].get("terminationGracePeriodSeconds", 30))
+                    if grace_text is None
+                    else int(grace_text)
+                )
                 if grace > 0 and obj["spec"].get("nodeName"):
                     return self.store.mark_deleted(PODS, ns, name, grace)
             self.store.remove(t.rt, ns, name)
@@ -363,13 +417,18 @@ class Api:
     def _terminate_namespace(self, ns: Obj) -> Obj:
         name = ns["metadata"]["name"]
         if name in ("default", "kube-system", "kube-public"):
-            raise ApiError(403, "Forbidden", f'namespaces "{name}" is forbidden: this namespace may not '
-                           "be deleted", {"name": name, "kind": "namespaces"})
+            raise ApiError(
+                403,
+                "Forbidden",
+                f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                {"name": name, "kind": "namespaces"},
+            )
 
         def terminating(obj: Obj) -> None:
             obj["metadata"].setdefault("deletionTimestamp", meta.now())
             obj["metadata"]["deletionGracePeriodSeconds"] = 0
             obj["status"] = {"phase": "Terminating"}
+
         return self.store.mutate(NAMESPACES, "", name, terminating)
 
     def delete_collection(self, request: web.Request, t: Target) -> Obj:
@@ -387,9 +446,17 @@ class Api:
 def scale_of(obj: Obj) -> Obj:
     md = obj["metadata"]
     selector = (obj["spec"].get("selector") or {}).get("matchLabels") or {}
-    return {"kind": "Scale", "apiVersion": "autoscaling/v1",
-            "metadata": {k: md[k] for k in ("name", "namespace", "uid", "resourceVersion",
-                                             "creationTimestamp") if k in md},
-            "spec": {"replicas": obj["spec"].get("replicas", 1)},
-            "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
-                       "selector": ",".join(f"{k}={v}" for k, v in sorted(selector.items()))}}
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            k: md[k]
+            for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if k in md
+        },
+        "spec": {"replicas": obj["spec"].get("replicas", 1)},
+        "status": {
+            "replicas": (obj.get("status") or {}).get("replicas", 0),
+            "selector": ",".join(f"{k}={v}" for k, v in sorted(selector.items())),
+        },
+    }

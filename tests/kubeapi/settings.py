@@ -23,8 +23,14 @@ class Settings:
 
     @classmethod
     def fast(cls) -> Settings:
-        return cls(crash_backoff=0.5, crash_backoff_max=4.0, pull_backoff=1.0, pull_backoff_max=4.0,
-                   pull_error_shown=0.5, max_grace=2.0)
+        return cls(
+            crash_backoff=0.5,
+            crash_backoff_max=4.0,
+            pull_backoff=1.0,
+            pull_backoff_max=4.0,
+            pull_error_shown=0.5,
+            max_grace=2.0,
+        )
 
     def labels(self) -> dict[str, str]:
         return {

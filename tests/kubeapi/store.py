@@ -69,18 +69,27 @@ class Store:
             raise meta.not_found(rt.plural, rt.group, name)
         return obj
 
-    def list(self, rt: ResourceType, namespace: str | None = None,
-             match: Callable[[Obj], bool] | None = None) -> builtins.list[Obj]:
+    def list(
+        self,
+        rt: ResourceType,
+        namespace: str | None = None,
+        match: Callable[[Obj], bool] | None = None,
+    ) -> builtins.list[Obj]:
         with self.lock:
-            items = [o for (ns, _), o in sorted(self._objects[rt.key].items())
-                     if namespace in (None, "", ns) and (match is None or match(o))]
+            items = [
+                o
+                for (ns, _), o in sorted(self._objects[rt.key].items())
+                if namespace in (None, "", ns) and (match is None or match(o))
+            ]
             return copy.deepcopy(items)
 
     def changes_since(self, rv: int) -> builtins.list[Change]:
         """Committed changes after `rv`; 410 Expired when history no longer reaches back."""
         with self.lock:
             if rv < self._compacted:
-                raise ApiError(410, "Expired", f"too old resource version: {rv} ({self._compacted})")
+                raise ApiError(
+                    410, "Expired", f"too old resource version: {rv} ({self._compacted})"
+                )
             return [c for c in self._history if c.rv > rv]
 
     def _commit(self, type_: str, rt: ResourceType, obj: Obj, old: Obj | None) -> Obj:
@@ -121,8 +130,13 @@ class Store:
             wanted = obj["metadata"].get("resourceVersion")
             if check_rv and wanted and wanted != old["metadata"]["resourceVersion"]:
                 raise meta.conflict(rt.plural, rt.group, obj["metadata"]["name"])
-            for field in ("uid", "creationTimestamp", "generation", "deletionTimestamp",
-                          "deletionGracePeriodSeconds"):
+            for field in (
+                "uid",
+                "creationTimestamp",
+                "generation",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+            ):
                 if field in old["metadata"]:
                     obj["metadata"][field] = old["metadata"][field]
             if rt.has_generation and _spec_changed(old, obj):
@@ -133,8 +147,9 @@ class Store:
                 return copy.deepcopy(old)  # a no-op write does not bump resourceVersion
             return self._commit("MODIFIED", rt, obj, copy.deepcopy(old))
 
-    def mutate(self, rt: ResourceType, namespace: str, name: str,
-               change: Callable[[Obj], None]) -> Obj:
+    def mutate(
+        self, rt: ResourceType, namespace: str, name: str, change: Callable[[Obj], None]
+    ) -> Obj:
         """Atomic read-modify-write: `change` edits a copy of the live object in place."""
         with self.lock:
             obj = self.get(rt, namespace, name)
@@ -143,6 +158,7 @@ class Store:
 
     def mark_deleted(self, rt: ResourceType, namespace: str, name: str, grace: int) -> Obj:
         """Graceful deletion: set deletionTimestamp; the owner of the object finishes it."""
+
         def mark(obj: Obj) -> None:
             obj["metadata"].setdefault("deletionTimestamp", meta.now())
             obj["metadata"].setdefault("deletionGracePeriodSeconds", grace)
@@ -155,7 +171,9 @@ class Store:
             old = self._objects[rt.key][key_of(obj)]
             return self._commit("MODIFIED", rt, obj, copy.deepcopy(old))
 
-    def remove(self, rt: ResourceType, namespace: str, name: str, uid: str | None = None) -> Obj | None:
+    def remove(
+        self, rt: ResourceType, namespace: str, name: str, uid: str | None = None
+    ) -> Obj | None:
         """Delete for good (a DELETED event); None if gone already or replaced (uid differs)."""
         with self.lock:
             obj = self._objects[rt.key].get((namespace, name))
@@ -168,6 +186,7 @@ class Store:
 def _spec_changed(old: Obj, new: Obj) -> bool:
     def body(o: Obj) -> Obj:
         return {k: v for k, v in o.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+
     return body(old) != body(new)
 
 

@@ -37,11 +37,14 @@ def _frame(data: Any) -> tuple[int, bytes]:
 def _exit_status(code: int, argv: list[str]) -> Obj:
     if code == 0:
         return {"metadata": {}, "status": "Success"}
-    return {"metadata": {}, "status": "Failure",
-            "message": f"command terminated with non-zero exit code: error executing command "
-                       f"[{' '.join(argv)}], exit code {code}",
-            "reason": "NonZeroExitCode",
-            "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
+    return {
+        "metadata": {},
+        "status": "Failure",
+        "message": f"command terminated with non-zero exit code: error executing command "
+        f"[{' '.join(argv)}], exit code {code}",
+        "reason": "NonZeroExitCode",
+        "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]},
+    }
 
 
 async def pod_exec(server: KubeApiServer, request: web.Request, pod: Obj) -> web.StreamResponse:
@@ -51,17 +54,29 @@ async def pod_exec(server: KubeApiServer, request: web.Request, pod: Obj) -> web
         raise ApiError(400, "BadRequest", "you must specify at least 1 command")
     run, cid = server.kubelet.container(pod, query.get("container"))
     if not run.running:
-        raise ApiError(400, "BadRequest", f'container {run.spec["name"]} is not valid for pod '
-                       f'{pod["metadata"]["name"]}: container not running ({cid[:12]})')
+        raise ApiError(
+            400,
+            "BadRequest",
+            f"container {run.spec['name']} is not valid for pod "
+            f"{pod['metadata']['name']}: container not running ({cid[:12]})",
+        )
     stdin, tty = _flag(query, "stdin"), _flag(query, "tty")
     stdout, stderr = _flag(query, "stdout", True), _flag(query, "stderr", True) and not tty
     loop = asyncio.get_running_loop()
     api = server.docker.api
     try:
-        exec_id = (await loop.run_in_executor(None, lambda: api.exec_create(
-            cid, argv, stdout=stdout, stderr=stderr, stdin=stdin, tty=tty)))["Id"]
+        exec_id = (
+            await loop.run_in_executor(
+                None,
+                lambda: api.exec_create(
+                    cid, argv, stdout=stdout, stderr=stderr, stdin=stdin, tty=tty
+                ),
+            )
+        )["Id"]
     except docker.errors.APIError as exc:
-        raise ApiError(500, "InternalError", f"error executing command in container: {explain(exc)}") from None
+        raise ApiError(
+            500, "InternalError", f"error executing command in container: {explain(exc)}"
+        ) from None
     session = ExecSession(server.docker, exec_id, tty)
     await session.start()
     ws = web.WebSocketResponse(protocols=(V5, V4), autoping=True, max_msg_size=0)
@@ -71,7 +86,9 @@ async def pod_exec(server: KubeApiServer, request: web.Request, pod: Obj) -> web
         while (chunk := await session.read()) is not None:
             await ws.send_bytes(bytes([chunk[0]]) + chunk[1])
         code = (await loop.run_in_executor(None, lambda: api.exec_inspect(exec_id)))["ExitCode"]
-        await ws.send_bytes(bytes([ERROR]) + json.dumps(_exit_status(int(code or 0), argv)).encode())
+        await ws.send_bytes(
+            bytes([ERROR]) + json.dumps(_exit_status(int(code or 0), argv)).encode()
+        )
     finally:
         reader.cancel()
         session.close()
@@ -79,7 +96,9 @@ async def pod_exec(server: KubeApiServer, request: web.Request, pod: Obj) -> web
     return ws
 
 
-async def _exec_input(ws: web.WebSocketResponse, session: ExecSession, api: Any, exec_id: str) -> None:
+async def _exec_input(
+    ws: web.WebSocketResponse, session: ExecSession, api: Any, exec_id: str
+) -> None:
     async for msg in ws:
         if msg.type not in (WSMsgType.BINARY, WSMsgType.TEXT) or not msg.data:
             continue
@@ -95,19 +114,24 @@ async def _exec_input(ws: web.WebSocketResponse, session: ExecSession, api: Any,
     session.close()  # the client went away: the process sees EOF on stdin
 
 
-async def pod_portforward(server: KubeApiServer, request: web.Request, pod: Obj) -> web.StreamResponse:
+async def pod_portforward(
+    server: KubeApiServer, request: web.Request, pod: Obj
+) -> web.StreamResponse:
     ports = [int(p) for value in request.query.getall("ports", []) for p in value.split(",") if p]
     if not ports:
         raise ApiError(400, "BadRequest", "at least one port must be specified")
     worker = server.kubelet.worker(pod["metadata"]["namespace"], pod["metadata"]["name"])
     if worker is None or not worker.pod_ip or (pod.get("status") or {}).get("phase") != "Running":
-        raise ApiError(400, "BadRequest", f'pod {pod["metadata"]["name"]} is not running')
+        raise ApiError(400, "BadRequest", f"pod {pod['metadata']['name']} is not running")
     ws = web.WebSocketResponse(protocols=(V4,), autoping=True, max_msg_size=0)
     await ws.prepare(request)
     for index, port in enumerate(ports):
         for channel in (2 * index, 2 * index + 1):
             await ws.send_bytes(bytes([channel]) + struct.pack("<H", port))
-    forwards = [_Forward(ws, index, port, worker.pod_ip, worker.pause or "") for index, port in enumerate(ports)]
+    forwards = [
+        _Forward(ws, index, port, worker.pod_ip, worker.pause or "")
+        for index, port in enumerate(ports)
+    ]
     await asyncio.gather(*(f.connect() for f in forwards))
     pumps = [asyncio.ensure_future(f.pump()) for f in forwards]
     inbound = asyncio.ensure_future(_forward_input(ws, forwards))
@@ -126,7 +150,9 @@ async def pod_portforward(server: KubeApiServer, request: web.Request, pod: Obj)
 class _Forward:
     """One forwarded port: a TCP connection to the pod, data channel 2i, error channel 2i+1."""
 
-    def __init__(self, ws: web.WebSocketResponse, index: int, port: int, ip: str, sandbox: str) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, index: int, port: int, ip: str, sandbox: str
+    ) -> None:
         self.ws, self.index, self.port, self.ip, self.sandbox = ws, index, port, ip, sandbox
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
@@ -134,12 +160,19 @@ class _Forward:
     async def connect(self) -> None:
         try:
             self.reader, self.writer = await asyncio.wait_for(
-                asyncio.open_connection(self.ip, self.port), timeout=10)
+                asyncio.open_connection(self.ip, self.port), timeout=10
+            )
         except (OSError, TimeoutError) as exc:
-            why = "connection refused" if isinstance(exc, ConnectionRefusedError) else str(exc) or "timeout"
-            message = (f"error forwarding port {self.port} to pod {self.sandbox}, uid : failed to "
-                       f"connect to localhost:{self.port} inside namespace, IPv4: dial tcp4 "
-                       f"{self.ip}:{self.port}: connect: {why}")
+            why = (
+                "connection refused"
+                if isinstance(exc, ConnectionRefusedError)
+                else str(exc) or "timeout"
+            )
+            message = (
+                f"error forwarding port {self.port} to pod {self.sandbox}, uid : failed to "
+                f"connect to localhost:{self.port} inside namespace, IPv4: dial tcp4 "
+                f"{self.ip}:{self.port}: connect: {why}"
+            )
             await self.ws.send_bytes(bytes([2 * self.index + 1]) + message.encode())
 
     async def pump(self) -> None:

@@ -82,15 +82,22 @@ async def watch(api: Api, request: web.Request, t: Target) -> web.StreamResponse
     return response
 
 
-async def _follow(api: Api, response: web.StreamResponse, queue: asyncio.Queue[Change | None],
-                  t: Target, match: Matcher, deadline: float) -> None:
+async def _follow(
+    api: Api,
+    response: web.StreamResponse,
+    queue: asyncio.Queue[Change | None],
+    t: Target,
+    match: Matcher,
+    deadline: float,
+) -> None:
     closing: asyncio.Future[Any] = asyncio.ensure_future(api.closing.wait())
     getter: asyncio.Future[Any] | None = None
     try:
         while (left := deadline - time.monotonic()) > 0 and not api.closing.is_set():
             getter = getter or asyncio.ensure_future(queue.get())
-            done, _ = await asyncio.wait({getter, closing}, timeout=left,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {getter, closing}, timeout=left, return_when=asyncio.FIRST_COMPLETED
+            )
             if getter not in done:
                 continue
             change, getter = getter.result(), None

@@ -26,23 +26,34 @@ def template_hash(template: Obj) -> str:
 
 def owned_by(obj: Obj, owner: Obj) -> bool:
     uid = owner["metadata"]["uid"]
-    return any(ref.get("uid") == uid and ref.get("controller")
-               for ref in obj["metadata"].get("ownerReferences") or [])
+    return any(
+        ref.get("uid") == uid and ref.get("controller")
+        for ref in obj["metadata"].get("ownerReferences") or []
+    )
 
 
 def owner_ref(owner: Obj) -> Obj:
-    return {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": owner["metadata"]["name"],
-            "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 def is_ready(pod: Obj) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
 
 
 def _active(pod: Obj) -> bool:
-    return "deletionTimestamp" not in pod["metadata"] and \
-        (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+    return "deletionTimestamp" not in pod["metadata"] and (pod.get("status") or {}).get(
+        "phase"
+    ) not in ("Succeeded", "Failed")
 
 
 def _nonzero(status: Obj) -> Obj:
@@ -71,38 +82,61 @@ class ReplicaSets:
             self._create_pod(rs)
         if len(active) > want:
             # Delete the least useful first: not ready, then newest.
-            victims = sorted(active, key=lambda p: (is_ready(p), p["metadata"]["creationTimestamp"]))
+            victims = sorted(
+                active, key=lambda p: (is_ready(p), p["metadata"]["creationTimestamp"])
+            )
             for pod in victims[: len(active) - want]:
                 self._delete_pod(rs, pod)
             active = [p for p in active if p not in victims[: len(active) - want]]
         ready = sum(1 for p in active if is_ready(p))
-        status = _nonzero({"replicas": len(active), "fullyLabeledReplicas": len(active),
-                           "readyReplicas": ready, "availableReplicas": ready})
+        status = _nonzero(
+            {
+                "replicas": len(active),
+                "fullyLabeledReplicas": len(active),
+                "readyReplicas": ready,
+                "availableReplicas": ready,
+            }
+        )
         status["observedGeneration"] = rs["metadata"].get("generation", 1)
         status.setdefault("replicas", 0)
         if rs.get("status") != status:
-            self.store.mutate(REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"],
-                              lambda obj: obj.__setitem__("status", status))
+            self.store.mutate(
+                REPLICASETS,
+                rs["metadata"]["namespace"],
+                rs["metadata"]["name"],
+                lambda obj: obj.__setitem__("status", status),
+            )
 
     def _create_pod(self, rs: Obj) -> None:
         template = copy.deepcopy(rs["spec"]["template"])
         md = template.get("metadata") or {}
         md.pop("creationTimestamp", None)
         name = f"{rs['metadata']['name']}-{meta.random_suffix()}"
-        md |= {"name": name, "namespace": rs["metadata"]["namespace"], "ownerReferences": [owner_ref(rs)]}
+        md |= {
+            "name": name,
+            "namespace": rs["metadata"]["namespace"],
+            "ownerReferences": [owner_ref(rs)],
+        }
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": md, "spec": template["spec"]}
         defaults.prepare(PODS, pod, None)
         try:
             self.store.create(PODS, pod)
         except ApiError:
             return  # a name collision: the next pass tries again
-        self.recorder.record(rs, "Normal", "SuccessfulCreate", f"Created pod: {name}", "replicaset-controller")
+        self.recorder.record(
+            rs, "Normal", "SuccessfulCreate", f"Created pod: {name}", "replicaset-controller"
+        )
 
     def _delete_pod(self, rs: Obj, pod: Obj) -> None:
         grace = int(pod["spec"].get("terminationGracePeriodSeconds", 30))
         self.store.mark_deleted(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], grace)
-        self.recorder.record(rs, "Normal", "SuccessfulDelete",
-                             f"Deleted pod: {pod['metadata']['name']}", "replicaset-controller")
+        self.recorder.record(
+            rs,
+            "Normal",
+            "SuccessfulDelete",
+            f"Deleted pod: {pod['metadata']['name']}",
+            "replicaset-controller",
+        )
 
 
 class Deployments:
@@ -115,7 +149,9 @@ class Deployments:
     def sync(self, d: Obj, all_rs: list[Obj], pods: list[Obj]) -> None:
         owned = [rs for rs in all_rs if owned_by(rs, d)]
         h = template_hash(d["spec"]["template"])
-        new = next((rs for rs in owned if rs["metadata"].get("labels", {}).get(HASH_LABEL) == h), None)
+        new = next(
+            (rs for rs in owned if rs["metadata"].get("labels", {}).get(HASH_LABEL) == h), None
+        )
         created = new is None
         if new is None:
             new = self._create_rs(d, h, owned)
@@ -130,17 +166,30 @@ class Deployments:
         template.setdefault("metadata", {}).setdefault("labels", {})[HASH_LABEL] = h
         selector = copy.deepcopy(d["spec"]["selector"])
         selector.setdefault("matchLabels", {})[HASH_LABEL] = h
-        revision = 1 + max((int(rs["metadata"].get("annotations", {}).get(REVISION, 0)) for rs in owned),
-                           default=0)
+        revision = 1 + max(
+            (int(rs["metadata"].get("annotations", {}).get(REVISION, 0)) for rs in owned), default=0
+        )
         md = d["metadata"]
-        rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
-              "metadata": {"name": f"{md['name']}-{h}", "namespace": md["namespace"],
-                           "labels": dict(template["metadata"]["labels"]),
-                           "annotations": {REVISION: str(revision),
-                                           "deployment.kubernetes.io/desired-replicas": str(d["spec"]["replicas"])},
-                           "ownerReferences": [owner_ref(d)]},
-              "spec": {"replicas": 0, "minReadySeconds": d["spec"].get("minReadySeconds", 0),
-                       "selector": selector, "template": template}}
+        rs = {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {
+                "name": f"{md['name']}-{h}",
+                "namespace": md["namespace"],
+                "labels": dict(template["metadata"]["labels"]),
+                "annotations": {
+                    REVISION: str(revision),
+                    "deployment.kubernetes.io/desired-replicas": str(d["spec"]["replicas"]),
+                },
+                "ownerReferences": [owner_ref(d)],
+            },
+            "spec": {
+                "replicas": 0,
+                "minReadySeconds": d["spec"].get("minReadySeconds", 0),
+                "selector": selector,
+                "template": template,
+            },
+        }
         defaults.prepare(REPLICASETS, rs, None)
         return self.store.create(REPLICASETS, rs)
 
@@ -149,12 +198,20 @@ class Deployments:
         if count == before:
             return
         rs["spec"]["replicas"] = count
-        self.store.mutate(REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"],
-                          lambda obj: obj["spec"].__setitem__("replicas", count))
+        self.store.mutate(
+            REPLICASETS,
+            rs["metadata"]["namespace"],
+            rs["metadata"]["name"],
+            lambda obj: obj["spec"].__setitem__("replicas", count),
+        )
         verb = "up" if count > before else "down"
-        self.recorder.record(d, "Normal", "ScalingReplicaSet",
-                             f"Scaled {verb} replica set {rs['metadata']['name']} from {before} to {count}",
-                             "deployment-controller")
+        self.recorder.record(
+            d,
+            "Normal",
+            "ScalingReplicaSet",
+            f"Scaled {verb} replica set {rs['metadata']['name']} from {before} to {count}",
+            "deployment-controller",
+        )
 
     def _scale(self, d: Obj, new: Obj, olds: list[Obj], pods: list[Obj]) -> None:
         replicas = int(d["spec"]["replicas"])
@@ -179,15 +236,22 @@ class Deployments:
         if new_count > replicas:
             self._set_replicas(d, new, replicas)
         elif current < replicas + surge:
-            self._set_replicas(d, new, new_count + min(replicas + surge - current, replicas - new_count))
+            self._set_replicas(
+                d, new, new_count + min(replicas + surge - current, replicas - new_count)
+            )
 
-    def _scale_down(self, d: Obj, new: Obj, olds: list[Obj], pods: list[Obj], min_available: int) -> None:
+    def _scale_down(
+        self, d: Obj, new: Obj, olds: list[Obj], pods: list[Obj], min_available: int
+    ) -> None:
         """Old ReplicaSets shrink only as far as availability allows; unhealthy pods go first."""
+
         def available(rs: Obj) -> int:
             return sum(1 for p in pods if owned_by(p, rs) and _active(p) and is_ready(p))
 
-        olds = sorted((rs for rs in olds if int(rs["spec"].get("replicas", 0)) > 0),
-                      key=lambda r: r["metadata"]["creationTimestamp"])
+        olds = sorted(
+            (rs for rs in olds if int(rs["spec"].get("replicas", 0)) > 0),
+            key=lambda r: r["metadata"]["creationTimestamp"],
+        )
         if not olds:
             return
         all_count = sum(int(rs["spec"].get("replicas", 0)) for rs in [new, *olds])
@@ -216,60 +280,104 @@ class Deployments:
         max_unavailable = _scaled(rolling.get("maxUnavailable", "25%"), replicas, round_up=False)
         old = d.get("status") or {}
         total_spec = sum(int(rs["spec"].get("replicas", 0)) for rs in owned)
-        counts = {"replicas": len(mine), "updatedReplicas": len(updated), "readyReplicas": ready,
-                  "availableReplicas": ready, "unavailableReplicas": max(0, total_spec - ready)}
+        counts = {
+            "replicas": len(mine),
+            "updatedReplicas": len(updated),
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "unavailableReplicas": max(0, total_spec - ready),
+        }
         uid = d["metadata"]["uid"]
-        progressed = created or any(counts[k] > old.get(k, 0) for k in
-                                    ("updatedReplicas", "readyReplicas", "availableReplicas")) \
-            or (counts["replicas"] - counts["updatedReplicas"]) < (old.get("replicas", 0) - old.get("updatedReplicas", 0))
+        progressed = (
+            created
+            or any(
+                counts[k] > old.get(k, 0)
+                for k in ("updatedReplicas", "readyReplicas", "availableReplicas")
+            )
+            or (counts["replicas"] - counts["updatedReplicas"])
+            < (old.get("replicas", 0) - old.get("updatedReplicas", 0))
+        )
         if progressed or uid not in self._progress:
             self._progress[uid] = time.monotonic()
         complete = len(updated) == replicas and len(mine) == replicas and ready >= replicas
-        conditions = self._conditions(d, new, ready >= replicas - max_unavailable, complete, progressed, created)
-        status = _nonzero(counts) | {"observedGeneration": d["metadata"].get("generation", 1),
-                                     "conditions": conditions}
+        conditions = self._conditions(
+            d, new, ready >= replicas - max_unavailable, complete, progressed, created
+        )
+        status = _nonzero(counts) | {
+            "observedGeneration": d["metadata"].get("generation", 1),
+            "conditions": conditions,
+        }
         revision = new["metadata"].get("annotations", {}).get(REVISION)
 
         def put(obj: Obj) -> None:
             obj["status"] = status
             if revision:
                 obj["metadata"].setdefault("annotations", {})[REVISION] = revision
+
         if old != status or d["metadata"].get("annotations", {}).get(REVISION) != revision:
             self.store.mutate(DEPLOYMENTS, d["metadata"]["namespace"], d["metadata"]["name"], put)
 
-    def _conditions(self, d: Obj, new: Obj, available: bool, complete: bool, progressed: bool,
-                    created: bool) -> list[Obj]:
+    def _conditions(
+        self, d: Obj, new: Obj, available: bool, complete: bool, progressed: bool, created: bool
+    ) -> list[Obj]:
         previous = {c["type"]: c for c in (d.get("status") or {}).get("conditions") or []}
         name = new["metadata"]["name"]
         if available:
             avail = ("True", "MinimumReplicasAvailable", "Deployment has minimum availability.")
         else:
-            avail = ("False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.")
+            avail = (
+                "False",
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.",
+            )
         deadline = float(d["spec"].get("progressDeadlineSeconds", 600))
         stalled = time.monotonic() - self._progress[d["metadata"]["uid"]] > deadline
         if complete:
-            prog = ("True", "NewReplicaSetAvailable", f'ReplicaSet "{name}" has successfully progressed.')
+            prog = (
+                "True",
+                "NewReplicaSetAvailable",
+                f'ReplicaSet "{name}" has successfully progressed.',
+            )
         elif created:
             prog = ("True", "NewReplicaSetCreated", f'Created new replica set "{name}"')
         elif stalled:
-            prog = ("False", "ProgressDeadlineExceeded", f'ReplicaSet "{name}" has timed out progressing.')
-        elif progressed or previous.get("Progressing", {}).get("reason") != "ProgressDeadlineExceeded":
+            prog = (
+                "False",
+                "ProgressDeadlineExceeded",
+                f'ReplicaSet "{name}" has timed out progressing.',
+            )
+        elif (
+            progressed
+            or previous.get("Progressing", {}).get("reason") != "ProgressDeadlineExceeded"
+        ):
             prog = ("True", "ReplicaSetUpdated", f'ReplicaSet "{name}" is progressing.')
         else:
-            prog = ("False", "ProgressDeadlineExceeded", f'ReplicaSet "{name}" has timed out progressing.')
-        return [self._condition("Available", avail, previous.get("Available"), False),
-                self._condition("Progressing", prog, previous.get("Progressing"), progressed)]
+            prog = (
+                "False",
+                "ProgressDeadlineExceeded",
+                f'ReplicaSet "{name}" has timed out progressing.',
+            )
+        return [
+            self._condition("Available", avail, previous.get("Available"), False),
+            self._condition("Progressing", prog, previous.get("Progressing"), progressed),
+        ]
 
     @staticmethod
-    def _condition(type_: str, value: tuple[str, str, str], before: Obj | None, touched: bool) -> Obj:
+    def _condition(
+        type_: str, value: tuple[str, str, str], before: Obj | None, touched: bool
+    ) -> Obj:
         status, reason, message = value
         stamp = meta.now()
         same = before is not None and before.get("status") == status
         unchanged = same and before is not None and before.get("reason") == reason and not touched
-        return {"type": type_, "status": status,
-                "lastUpdateTime": before["lastUpdateTime"] if unchanged and before else stamp,
-                "lastTransitionTime": before["lastTransitionTime"] if same and before else stamp,
-                "reason": reason, "message": message}
+        return {
+            "type": type_,
+            "status": status,
+            "lastUpdateTime": before["lastUpdateTime"] if unchanged and before else stamp,
+            "lastTransitionTime": before["lastTransitionTime"] if same and before else stamp,
+            "reason": reason,
+            "message": message,
+        }
 
 
 def selects(d: Obj, pod: Obj) -> bool:

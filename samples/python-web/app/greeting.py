@@ -1,4 +1,5 @@
-"""What the API says. Edit this file while `devloop dev` runs: it is synced, then the server restarts."""
+"""What the API says. Edit this file while `devloop dev` runs: it is synced, then the server
+restarts."""
 
 MESSAGE = "hello from python-web"
 

@@ -13,7 +13,11 @@ def catalogue() -> tuple[int, dict]:
 
 
 if __name__ == "__main__":
-    serve("api", int(os.environ.get("PORT", "8000")), {
-        "/": catalogue,
-        "/healthz": lambda: (200, {"status": "ok"}),
-    })
+    serve(
+        "api",
+        int(os.environ.get("PORT", "8000")),
+        {
+            "/": catalogue,
+            "/healthz": lambda: (200, {"status": "ok"}),
+        },
+    )

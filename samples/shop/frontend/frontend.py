@@ -17,7 +17,11 @@ def home() -> tuple[int, dict]:
 
 
 if __name__ == "__main__":
-    serve("frontend", int(os.environ.get("PORT", "8080")), {
-        "/": home,
-        "/healthz": lambda: (200, {"status": "ok"}),
-    })
+    serve(
+        "frontend",
+        int(os.environ.get("PORT", "8080")),
+        {
+            "/": home,
+            "/healthz": lambda: (200, {"status": "ok"}),
+        },
+    )

@@ -21,7 +21,8 @@ def serve(name: str, port: int, routes: dict[str, Route]) -> None:
             self.wfile.write(data)
 
         def log_message(self, fmt: str, *args: object) -> None:
-            print(f"{name}: {self.command} {self.path} {args[1] if len(args) > 1 else ''}", flush=True)
+            status = args[1] if len(args) > 1 else ""
+            print(f"{name}: {self.command} {self.path} {status}", flush=True)
 
     print(f"{name} listening on :{port}", flush=True)
     ThreadingHTTPServer(("", port), Handler).serve_forever()

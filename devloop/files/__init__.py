@@ -1,0 +1,1 @@
+"""Does this path count: ignore rules, .dockerignore, editor temp files, sync globs."""

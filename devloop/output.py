@@ -1,0 +1,123 @@
+"""The sinks that show events: a terminal view for people, or one JSON object per line."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from dataclasses import fields
+from typing import IO
+
+from devloop.model.events import (
+    BuildDone,
+    BuildSkipped,
+    BuildStarted,
+    BuildStep,
+    Changes,
+    Deployed,
+    Emit,
+    Error,
+    Event,
+    Info,
+    Log,
+    Ready,
+    Restarted,
+    SyncDone,
+    WarningEvent,
+    Watching,
+)
+
+
+def sink(output: str) -> Emit:
+    """The sink `--output` asks for, on stdout."""
+    return JsonSink(sys.stdout) if output == "json" else TextSink(sys.stdout)
+
+
+class JsonSink:
+    """One JSON object per line; thread-safe; flushed per event so readers see it at once."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self._stream = stream or sys.stdout
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        line = json.dumps(event.payload(), default=str)
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+
+
+class TextSink:
+    """The terminal view: coloured service prefixes, one line per event."""
+
+    _COLOURS = (
+        "cyan",
+        "magenta",
+        "green",
+        "yellow",
+        "blue",
+        "bright_red",
+        "bright_cyan",
+        "bright_magenta",
+    )
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        from rich.console import Console
+
+        self._console = Console(file=stream or sys.stderr, highlight=False, soft_wrap=True)
+        self._lock = threading.Lock()
+
+    def colour(self, service: str) -> str:
+        # stable across runs: derived from the name, not from arrival order
+        return self._COLOURS[sum(service.encode()) % len(self._COLOURS)]
+
+    def __call__(self, event: Event) -> None:
+        text = self._format(event)
+        if text is None:
+            return
+        with self._lock:
+            self._console.print(text, markup=True, highlight=False)
+
+    def _tag(self, service: str | None) -> str:
+        return f"[{self.colour(service)}]\\[{service}][/] " if service else ""
+
+    def _format(self, e: Event) -> str | None:
+        from rich.markup import escape
+
+        svc = getattr(e, "service", None)
+        tag = self._tag(svc)
+        match e:
+            case Log():
+                return f"{tag}{escape(e.line)}"
+            case Watching():
+                return f"[dim]watching {len(e.roots)} roots, {e.files} files ({e.ms:.0f} ms)[/]"
+            case Changes():
+                return None
+            case SyncDone():
+                what = "replayed" if e.replay else "synced"
+                return (
+                    f"{tag}[green]{what}[/] {e.files} file(s), {e.deleted} deleted, {e.bytes} "
+                    f"B in {e.ms:.0f} ms"
+                )
+            case BuildStarted():
+                return f"{tag}building {escape(e.image)}"
+            case BuildStep():
+                return f"{tag}[dim]{escape(e.line)}[/]"
+            case BuildSkipped():
+                return f"{tag}[dim]build skipped: {escape(e.image)} {escape(e.reason)}[/]"
+            case BuildDone():
+                return f"{tag}built {escape(e.image)} in {e.ms / 1000:.1f} s"
+            case Deployed():
+                return f"{tag}deployed {escape(e.image)}"
+            case Ready():
+                urls = "  " + "  ".join(e.urls) if e.urls else ""
+                return f"{tag}[bold green]ready[/]{urls}"
+            case Restarted():
+                return f"{tag}restarted process in {e.container[:12]}"
+            case Info():
+                return f"{tag}{escape(e.message)}"
+            case WarningEvent():
+                return f"{tag}[yellow]warning:[/] {escape(e.message)}"
+            case Error():
+                return f"{tag}[red]error:[/] {escape(e.message)}"
+        return f"{tag}{e.kind} " + " ".join(f"{f.name}={getattr(e, f.name)}" for f in fields(e))

@@ -1,0 +1,80 @@
+"""Check rendered objects against the Kubernetes OpenAPI schemas shipped by kubernetes-validate."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+import jsonschema
+from kubernetes_validate import utils as kv
+from referencing import Registry, Resource
+
+from devloop.errors import ConfigError
+from devloop.model.manifest import Manifest
+
+_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.\d+)?$")
+
+
+def default_version() -> str:
+    """The newest Kubernetes version whose schemas kubernetes-validate ships."""
+    return str(kv.latest_version())
+
+
+def schema_version(wanted: str | None) -> str:
+    """The newest shipped schema version not newer than `wanted` ('1.30', 'v1.30.2'; None:
+    latest)."""
+    text = wanted or default_version()
+    m = _VERSION.match(text)
+    if not m:
+        raise ConfigError(f"Kubernetes version '{text}' is not X.Y (e.g. 1.30)")
+    want = (int(m.group(1)), int(m.group(2)))
+    shipped = sorted({_minor(v): v for v in kv.all_versions()}.items())
+    usable = [v for minor, v in shipped if minor <= want]
+    if not usable:
+        first, last = shipped[0][1], shipped[-1][1]
+        raise ConfigError(
+            f"no Kubernetes schemas for {text}: kubernetes-validate has {first} to {last}"
+        )
+    return str(usable[-1])
+
+
+def _minor(version: str) -> tuple[int, int]:
+    major, minor = version.split(".")[:2]
+    return int(major), int(minor)
+
+
+def violations(manifests: Iterable[Manifest], version: str | None = None) -> Iterator[str]:
+    """One line per problem: `template: Kind/name: field.path: message`."""
+    version = schema_version(version)
+    folder = f"kubernetes-json-schema/v{version}-local-strict"
+    defs = Resource.from_contents(kv.schema_contents(f"{folder}/_definitions.json", version))
+    for m in manifests:
+        api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", str(m.obj["apiVersion"]))
+        what = f"{m.template}: {m.kind}/{m.name}"
+        try:
+            schema = kv.schema_contents(f"{folder}/{m.kind.lower()}-{api}.json", version)
+        except FileNotFoundError:
+            yield f"{what}: no schema for {m.obj['apiVersion']} {m.kind} in Kubernetes {version}"
+            continue
+        registry = defs @ (Resource.from_contents(schema) @ Registry())
+        validator = jsonschema.Draft202012Validator(schema, registry=registry)
+        for err in sorted(
+            validator.iter_errors(m.obj), key=lambda e: list(map(str, e.absolute_path))
+        ):
+            path = _path(err.absolute_path)
+            yield f"{what}: {path or '(object)'}: {_message(err)}"
+
+
+def _path(parts: Iterable[object]) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _message(err: jsonschema.ValidationError) -> str:
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        known = err.schema.get("properties", {}) if isinstance(err.schema, dict) else {}
+        extra = sorted(k for k in err.instance if k not in known)
+        return "unknown field " + ", ".join(repr(k) for k in extra)
+    return str(err.message)

@@ -1,0 +1,156 @@
+"""Plain JSON calls to the Kubernetes API over the official client's configured transport.
+
+Objects stay dicts, as rendered: devloop applies what the templates say and reads a
+few status fields back, so the typed models would only be converted back and forth.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import urllib3
+from kubernetes import client as k8s
+
+from devloop.errors import DeployError, RuntimeUnavailable
+
+Obj = dict[str, Any]
+Query = Mapping[str, str | int | bool | None]
+Timeout = float | tuple[float, float | None]
+
+
+class KubeApiError(DeployError):
+    """The API server answered with an error status."""
+
+    def __init__(self, what: str, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{what}: the API server answered {status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.api_message = message
+
+
+class Rest:
+    """JSON requests to one API server, authenticated as the kubeconfig says."""
+
+    def __init__(self, configuration: k8s.Configuration) -> None:
+        self.configuration = configuration
+        self.api = k8s.ApiClient(configuration)
+
+    @property
+    def server(self) -> str:
+        return str(self.configuration.host)
+
+    def get(self, path: str, query: Query | None = None, timeout: float = 30.0) -> Obj:
+        return self.request("GET", path, query=query, timeout=timeout)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Query | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float = 30.0,
+    ) -> Obj:
+        """`method path` with a JSON (or apply-patch) body; the decoded answer."""
+        what = f"{method} {path}"
+        response = self._send(method, path, query, body, content_type, timeout)
+        try:
+            data = response.data
+        finally:
+            response.release_conn()
+        if response.status >= 400:
+            raise _error(what, response.status, response.reason or "", data)
+        return json.loads(data) if data else {}
+
+    def text(self, path: str, query: Query | None = None, timeout: float = 30.0) -> str:
+        """A GET whose answer is plain text (a pod's log)."""
+        response = self.open(path, query, timeout)
+        try:
+            return bytes(response.data).decode(errors="replace")
+        finally:
+            response.release_conn()
+
+    def open(
+        self, path: str, query: Query | None = None, timeout: Timeout = 30.0
+    ) -> urllib3.BaseHTTPResponse:
+        """A streaming GET (a watch, a followed log): the caller reads and closes it."""
+        response = self._send("GET", path, query, None, "application/json", timeout)
+        if response.status >= 400:
+            data = response.data
+            response.release_conn()
+            raise _error(f"GET {path}", response.status, response.reason or "", data)
+        return response
+
+    def fresh_core(self) -> k8s.CoreV1Api:
+        """A CoreV1Api on its own ApiClient: `kubernetes.stream` swaps the client's
+        `call_api` while it opens a WebSocket, so concurrent opens must not share one."""
+        return k8s.CoreV1Api(k8s.ApiClient(self.configuration))
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        query: Query | None,
+        body: Any,
+        content_type: str,
+        timeout: Timeout,
+    ) -> urllib3.BaseHTTPResponse:
+        params = [(k, _text(v)) for k, v in (query or {}).items() if v is not None]
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        try:
+            request = self.api.param_serialize(
+                method,
+                path,
+                query_params=params,
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            return self.api.call_api(*request, _request_timeout=timeout).response  # type: ignore[no-any-return]
+        except (urllib3.exceptions.HTTPError, OSError, k8s.ApiException) as exc:
+            raise RuntimeUnavailable(
+                f"{method} {path}: cannot reach the Kubernetes API server at {self.server}: "
+                f"{_reason(exc)}"
+            ) from None
+
+
+def lines(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+    """The lines of a streaming response as they arrive (a watch event, a log line)."""
+    pending = b""
+    for chunk in response.stream(4096, decode_content=False):
+        pending += chunk
+        *done, pending = pending.split(b"\n")
+        yield from done
+    if pending:
+        yield pending
+
+
+def selector(labels: Mapping[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def names(items: Sequence[Obj]) -> list[str]:
+    return [str(o["metadata"]["name"]) for o in items]
+
+
+def _text(value: str | int | bool) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _error(what: str, status: int, reason: str, data: bytes) -> KubeApiError:
+    message = data.decode(errors="replace").strip()
+    try:
+        doc = json.loads(data)
+        message = str(doc.get("message") or message)
+        reason = str(doc.get("reason") or reason)
+    except ValueError:
+        pass
+    return KubeApiError(what, status, reason, message[:500])
+
+
+def _reason(exc: BaseException) -> str:
+    inner = getattr(exc, "reason", None)
+    return str(inner or exc)

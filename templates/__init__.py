@@ -1,0 +1,1 @@
+"""The built-in archetypes, shipped inside the wheel as devloop.templates."""
