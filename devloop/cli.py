@@ -46,8 +46,31 @@ def _format_option(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, "--version", prog_name="devloop")
+def _want_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    # Not click's version_option, which exits before --verbose (given after it) is parsed.
+    if value:
+        ctx.meta["devloop.version"] = True
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    invoke_without_command=True,
+    no_args_is_help=True,
+)
+@click.option(
+    "--version",
+    is_flag=True,
+    is_eager=True,
+    expose_value=False,
+    callback=_want_version,
+    help="Print devloop's version (with --verbose: the Docker Engine's and the cluster's too).",
+)
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="With --version: also ask the Docker Engine and the kube context for their versions.",
+)
 @click.option(
     "-C",
     "directory",
@@ -64,15 +87,38 @@ def _format_option(f: Callable[..., Any]) -> Callable[..., Any]:
     help="How to report: text for people, json for one event per line.",
 )
 @click.pass_context
-def cli(ctx: click.Context, directory: Path, output: str) -> None:
+def cli(ctx: click.Context, directory: Path, output: str, verbose: bool) -> None:
     """devloop: code, see it running, code again - in milliseconds.
 
     Hot-syncs changed files into running containers, or rebuilds and redeploys,
     from one devloop.yaml, on the local Docker engine or any Kubernetes cluster.
     """
+    if ctx.meta.get("devloop.version"):
+        click.echo(f"devloop, version {__version__}")
+        if verbose:
+            for line in _peer_versions(directory):
+                click.echo(line)
+        ctx.exit(0)
+    if ctx.invoked_subcommand is None:
+        ctx.fail("Missing command.")
     if not directory.is_dir():
         raise click.BadParameter(f"'{directory}' is not a directory", param_hint="-C")
     ctx.obj = Options(directory=directory.resolve(), output=output)
+
+
+def _peer_versions(directory: Path) -> list[str]:
+    """What the engine and the cluster devloop would talk to say they are (each probed with a
+    short timeout; imported here so that a plain --version stays fast)."""
+    from devloop import config, doctor
+
+    try:
+        project = config.load(directory) if directory.is_dir() else None
+    except DevloopError:
+        project = None  # no (valid) devloop.yaml here: the current kube context
+    engine, client = doctor.docker_engine()
+    if client is not None:
+        client.close()
+    return [f"{c.name}: {c.detail}" for c in (engine, doctor.kube(project))]
 
 
 def _opts(ctx: click.Context, fmt: str | None = None) -> Options:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -58,6 +59,21 @@ def proj(devloop_project: Make) -> DevloopProject:
 def test_version(proj: DevloopProject) -> None:
     result = proj.run("--version")
     assert (result.code, result.out, result.err) == (0, f"devloop, version {__version__}\n", "")
+
+
+@pytest.mark.docker
+def test_version_verbose_names_the_engine_and_the_cluster_it_would_talk_to(
+    proj: DevloopProject,
+) -> None:
+    shown = proj.run("--version", "--verbose", "render")  # the command is never run
+    assert shown.code == 0, shown.err
+    first, engine, cluster = shown.out.splitlines()
+    assert first == f"devloop, version {__version__}"
+    assert engine.startswith("docker engine: Docker Engine ")
+    assert engine.endswith(" at unix:///var/run/docker.sock") or "DOCKER_HOST" in os.environ
+    # devloop.yaml's context, which the test kubeconfig does not have: said, not a traceback
+    assert cluster.startswith("kubernetes: context kind-dev: API server not reachable: ")
+    assert proj.run("-v", "--version").out.splitlines()[1:] == [engine, cluster]
 
 
 def test_run_in_another_directory(proj: DevloopProject) -> None:

@@ -14,6 +14,9 @@ from devloop.errors import EXIT_OK, ConfigError, DevloopError
 from devloop.model.manifest import Manifest
 from devloop.render.templates import dump, render
 
+# What `devloop[validate]` brings (render.validate imports them); not installed by default.
+VALIDATE_MODULES = frozenset({"kubernetes_validate", "jsonschema", "referencing"})
+
 # What write_dir names its files; only these are cleared from DIR before a new render.
 _WRITTEN = re.compile(r"^\d{2,}-[a-z0-9]+-[a-z0-9.-]+\.yaml$")
 
@@ -62,7 +65,15 @@ def run(
 
 def check(manifests: Sequence[Manifest], kube_version: str | None) -> None:
     """Raise SchemaViolations listing every violation, with template, kind/name and field."""
-    from devloop.render.validate import violations  # loads the schemas: only when asked for
+    try:  # loads the schemas: only when asked for
+        from devloop.render.validate import violations
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in VALIDATE_MODULES:
+            raise
+        raise ConfigError(
+            f"render --validate needs devloop's 'validate' extra ({exc.name} is not installed): "
+            "pip install 'devloop[validate]' (with pipx: pipx install --force 'devloop[validate]')"
+        ) from None
 
     problems = list(violations(manifests, kube_version))
     if problems:

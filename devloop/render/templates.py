@@ -6,8 +6,9 @@ import base64
 import json
 import os
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -29,11 +30,36 @@ if TYPE_CHECKING:
     from devloop.model.project import Project, Service
 
 
-def builtin_templates() -> Path:
-    try:
-        return Path(str(resources.files("devloop.templates")))
-    except ModuleNotFoundError:  # running from a source tree that is not installed
-        return Path(__file__).resolve().parents[2] / "templates"
+BUILTIN_PACKAGE = "devloop.templates"
+
+
+def builtin_templates() -> Traversable:
+    """The archetypes as package resources: a directory, a zip or an editable install alike."""
+    return resources.files(BUILTIN_PACKAGE)
+
+
+class ResourceLoader(jinja2.BaseLoader):
+    """Templates read from a Traversable (importlib.resources), never through a path string, so
+    they load from a wheel, a zip or an editable install. The name a template carries in
+    messages and tracebacks is `builtin:<name>`."""
+
+    def __init__(self, root: Traversable) -> None:
+        self.root = root
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        node = self.root
+        for part in template.split("/"):
+            if part in ("", ".", ".."):
+                raise jinja2.TemplateNotFound(template)
+            node = node.joinpath(part)
+        if not node.is_file():
+            raise jinja2.TemplateNotFound(template)
+        return node.read_text(encoding="utf-8"), f"builtin:{template}", lambda: True
+
+    def list_templates(self) -> list[str]:
+        return sorted(n.name for n in self.root.iterdir() if n.name.endswith(".j2"))
 
 
 def render(
@@ -71,9 +97,7 @@ def _environment(root: Path) -> jinja2.Environment:
     # list and in {% include %} alike; the archetypes are "builtin:<name>".
     loader = jinja2.ChoiceLoader(
         [
-            jinja2.PrefixLoader(
-                {"builtin": jinja2.FileSystemLoader(str(builtin_templates()))}, delimiter=":"
-            ),
+            jinja2.PrefixLoader({"builtin": ResourceLoader(builtin_templates())}, delimiter=":"),
             jinja2.FileSystemLoader(str(root)),
         ]
     )
@@ -183,7 +207,7 @@ def _template_frame(tb: TracebackType | None, own: str, shown: str) -> str | Non
     found = None
     while tb is not None:
         filename = tb.tb_frame.f_code.co_filename
-        if not filename.endswith(".py") and Path(filename).is_file():
+        if filename == own or (not filename.endswith(".py") and Path(filename).is_file()):
             found = f"{_template_name(filename, own, shown)}:{tb.tb_lineno}"
         tb = tb.tb_next
     return found
