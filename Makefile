@@ -2,7 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install services test lint bench dev clean
+.PHONY: install services test test-wheel test-floor lint bench dev clean
 
 # Installing is idempotent but not free: redo it only when the dependencies change.
 $(VENV)/.installed: pyproject.toml .ci/install.sh
@@ -16,6 +16,31 @@ services: install
 
 test: services
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# What users install: the wheel (not editable) in a fresh venv, the suite run against it.
+# --import-mode=append and PYTHONSAFEPATH keep the checkout's devloop/ off the front of
+# sys.path (tests/test_install.py fails under CI=true if devloop came from the checkout).
+WHEEL_VENV ?= .venv-wheel
+FLOOR_VENV ?= .venv-floor
+define wheel_venv
+	rm -rf $(1) dist
+	python3 -m venv $(1)
+	$(1)/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+	$(1)/bin/python -m pip wheel -q --no-deps -w dist .
+	$(1)/bin/python -m pip install -q $(2) "$$(ls dist/devloop-*.whl)[test]"
+endef
+PYTEST_INSTALLED = PYTHONSAFEPATH=1 $(1)/bin/pytest -p no:cacheprovider --import-mode=append
+
+test-wheel: services
+	$(call wheel_venv,$(WHEEL_VENV),)
+	$(call PYTEST_INSTALLED,$(WHEEL_VENV)) $(PYTEST_ARGS)
+
+# Every runtime dependency (and the validate extra's) at the floor pyproject.toml admits,
+# the fast tier (no slow, no cluster).
+test-floor: services
+	python3 .ci/floors.py > .floors.txt
+	$(call wheel_venv,$(FLOOR_VENV),--constraint .floors.txt)
+	$(call PYTEST_INSTALLED,$(FLOOR_VENV)) -m 'not slow and not cluster' $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
@@ -31,4 +56,4 @@ dev: services
 
 clean:
 	-$(BIN)/devloop delete
-	rm -rf build dist *.egg-info $(VENV)/.installed
+	rm -rf build dist *.egg-info $(VENV)/.installed $(WHEEL_VENV) $(FLOOR_VENV) .floors.txt

@@ -385,7 +385,10 @@ def test_every_profile_of_the_repository_config_validates(devloop_project: Make)
     ("version", "message"),
     [
         ("nope", "error: Kubernetes version 'nope' is not X.Y (e.g. 1.30)\n"),
-        ("1.9", "error: no Kubernetes schemas for 1.9: kubernetes-validate has 1.25.0 to "),
+        (
+            "1.9",
+            "error: no Kubernetes schemas for 1.9: kubernetes-validate has 1.",
+        ),  # 1.22, 1.25...: its release
     ],
 )
 def test_validate_with_an_unusable_kubernetes_version(
