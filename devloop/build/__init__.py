@@ -1,0 +1,1 @@
+"""Build: images from service build contexts, content-addressed tags, push or load."""
