@@ -1,0 +1,1 @@
+"""Build: image inputs -> digest tag -> build (BuildKit when present) -> push or load -> report."""
