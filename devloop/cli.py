@@ -73,10 +73,16 @@ def cli(ctx: click.Context, directory: Path, output: str) -> None:
     if not directory.is_dir():
         raise click.BadParameter(f"'{directory}' is not a directory", param_hint="-C")
     ctx.obj = Options(directory=directory.resolve(), output=output)
+    _OUTPUT["format"] = output
+
+
+# the output format the command settled on, read by the error boundary in `run`
+_OUTPUT: dict[str, str] = {}
 
 
 def _opts(ctx: click.Context, fmt: str | None = None) -> Options:
     o: Options = ctx.obj
+    _OUTPUT["format"] = fmt or o.output
     return Options(o.directory, fmt or o.output)
 
 
@@ -332,8 +338,18 @@ def doctor(
 
 
 @cli.command()
-def schema() -> None:
+@click.option(
+    "--events", is_flag=True, help="The schema of the `--output json` event stream instead."
+)
+def schema(events: bool) -> None:
     """Print the JSON Schema of devloop.yaml (for yaml-language-server and editors)."""
+    if events:
+        import json
+
+        from devloop.output import events_schema
+
+        click.echo(json.dumps(events_schema(), indent=2))
+        return
     from devloop.config.schema import json_schema
 
     click.echo(json_schema(), nl=False)
@@ -344,7 +360,25 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(run(argv))
 
 
+def _fatal(message: str, code: int) -> int:
+    """Say why the command stopped: on stderr for people, and as a `fatal` event on stdout
+    under `--output json` so a tool reading the stream never gets an empty one."""
+    click.echo(message, err=True)
+    if _OUTPUT.get("format") == "json":
+        return _fatal_event(message.removeprefix("error: "), code)
+    return code
+
+
+def _fatal_event(message: str, code: int) -> int:
+    from devloop.model.events import Fatal
+    from devloop.output import JsonSink
+
+    JsonSink(sys.stdout)(Fatal(message=message, exit_code=code))
+    return code
+
+
 def run(argv: list[str] | None = None) -> int:
+    _OUTPUT.clear()
     try:
         # without standalone mode, click returns a command's ctx.exit(code) instead of raising it
         code = cli.main(args=argv, prog_name="devloop", standalone_mode=False)
@@ -352,13 +386,14 @@ def run(argv: list[str] | None = None) -> int:
         return int(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
-        return EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code
+        code = EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code
+        if _OUTPUT.get("format") == "json":
+            return _fatal_event(exc.format_message(), code)
+        return code
     except (KeyboardInterrupt, click.exceptions.Abort):
-        click.echo("interrupted", err=True)
-        return EXIT_INTERRUPTED
+        return _fatal("interrupted", EXIT_INTERRUPTED)
     except DevloopError as exc:
-        click.echo(f"error: {exc}", err=True)
-        return exc.exit_code
+        return _fatal(f"error: {exc}", exc.exit_code)
     except BrokenPipeError:  # `devloop render | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

@@ -6,9 +6,10 @@ import json
 import sys
 import threading
 from dataclasses import fields
-from typing import IO
+from typing import IO, Any
 
 from devloop.model.events import (
+    VERSION,
     BuildDone,
     BuildSkipped,
     BuildStarted,
@@ -25,7 +26,38 @@ from devloop.model.events import (
     SyncDone,
     WarningEvent,
     Watching,
+    event_types,
 )
+
+
+def events_schema() -> dict[str, Any]:
+    """The JSON Schema of every `--output json` line, built from the event records themselves."""
+    from pydantic import TypeAdapter
+
+    defs: dict[str, Any] = {}
+    for cls in event_types():
+        if cls.open:
+            body: dict[str, Any] = {"type": "object", "properties": {}, "required": []}
+        else:
+            body = TypeAdapter(cls).json_schema()
+            body["additionalProperties"] = False
+        body.pop("title", None)
+        body["description"] = (cls.__doc__ or "").strip().splitlines()[0]
+        body["properties"] = {
+            "v": {"const": VERSION},
+            "event": {"const": cls.kind},
+            "ts": {"type": "number", "description": "Unix time in seconds"},
+            **body["properties"],
+        }
+        body["required"] = ["v", "event", "ts", *body.get("required", [])]
+        defs[cls.kind] = body
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"devloop --output json events, version {VERSION}",
+        "description": "One JSON object per line; `v` is the stream version, `event` the type.",
+        "oneOf": [{"$ref": f"#/$defs/{kind}"} for kind in defs],
+        "$defs": defs,
+    }
 
 
 def sink(output: str) -> Emit:

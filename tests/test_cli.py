@@ -167,3 +167,43 @@ def test_ctrl_c_exits_130(proj: DevloopProject, monkeypatch: pytest.MonkeyPatch)
         "",
         "\ninterrupted\n",
     )  # click ends the ^C line first
+
+
+def test_schema_events_describes_every_event_type(proj: DevloopProject) -> None:
+    result = proj.run("schema", "--events")
+    assert (result.code, result.err) == (0, "")
+    loaded = json.loads(result.out)
+    jsonschema.Draft202012Validator.check_schema(loaded)
+    kinds = set(loaded["$defs"])
+    assert {"sync", "build_done", "ready", "fatal", "plan", "check", "build_report"} <= kinds
+    validator = jsonschema.Draft202012Validator(loaded)
+    good = {"v": 1, "event": "ready", "ts": 1.0, "service": "web", "urls": []}
+    assert validator.is_valid(good)
+    assert not validator.is_valid({**good, "v": 2})
+    assert not validator.is_valid({**good, "surprise": 1})
+
+
+def test_config_error_is_a_fatal_event_on_stdout_under_output_json(
+    proj: DevloopProject,
+) -> None:
+    (proj.path / "devloop.yaml").write_text("name: i15x\nservices: {web: {imag: x}}\n")
+    result = proj.run("--output", "json", "plan")
+    assert result.code == 2
+    assert "error:" in result.err  # people still read stderr
+    (event,) = [json.loads(line) for line in result.out.splitlines()]
+    assert (event["v"], event["event"], event["exit_code"]) == (1, "fatal", 2)
+    assert "imag" in event["message"] and not event["message"].startswith("error:")
+
+
+def test_text_output_keeps_stdout_empty_on_a_config_error(proj: DevloopProject) -> None:
+    (proj.path / "devloop.yaml").write_text("name: i15x\nservices: {web: {imag: x}}\n")
+    result = proj.run("plan")
+    assert (result.code, result.out) == (2, "")
+
+
+def test_plan_under_output_json_is_a_versioned_event(proj: DevloopProject) -> None:
+    result = proj.run("plan", "--output", "json")
+    assert result.code == 0, result.err
+    (event,) = [json.loads(line) for line in result.out.splitlines()]
+    assert (event["v"], event["event"]) == (1, "plan")
+    assert "services" in event

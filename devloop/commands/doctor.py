@@ -13,6 +13,7 @@ from typing import TextIO
 from devloop import config, doctor
 from devloop.doctor import Check
 from devloop.errors import EXIT_FAILURE, EXIT_OK, ConfigError
+from devloop.model.events import CheckResult
 from devloop.model.project import CONFIG_NAME, Project
 
 MARKS = {"ok": "✓", "fail": "✗", "warn": "!", "skip": "-"}
@@ -32,7 +33,7 @@ def run(
     for check in _checks(directory, profiles, context):
         checks.append(check)
         if output == "json":
-            out.write(json.dumps(asdict(check)) + "\n")
+            out.write(json.dumps(CheckResult(**asdict(check)).payload()) + "\n")
         else:
             out.write(_line(check))
         out.flush()

@@ -13,6 +13,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from tests import event_schema
 from tests.devproc import DevProcess, free_port, http_get
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -40,12 +41,14 @@ def _write(root: Path, files: dict[str, str]) -> None:
 
 
 def _devloop(root: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "devloop", "-C", str(root), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+    event_schema.check_stream(done.stdout)
+    return done
 
 
 @pytest.fixture
