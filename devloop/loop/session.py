@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from devloop import config
 from devloop.build.builder import Builder
-from devloop.errors import DevloopError
+from devloop.errors import DeployError, DevloopError
 from devloop.files.ignore import PathRules
 from devloop.loop import plan
 from devloop.model.changes import Change, ChangeBatch
@@ -305,7 +305,14 @@ class Session:
             manifests = render(self.project, refs, self.names)
             self.runtime.deploy(manifests, self.names)
         except DevloopError as exc:
-            self._emit(Error(f"deploy failed; the running version stays: {exc}"))
+            service = exc.service if isinstance(exc, DeployError) else None
+            # on a first deploy nothing runs yet: "the running version stays" would mislead
+            stays = (
+                "; the running version stays"
+                if any(st.deployed for st in self._state.values())
+                else ""
+            )
+            self._emit(Error(f"deploy failed{stays}: {exc}", service=service))
             return
         for n in services:
             objects = sum(1 for m in manifests if m.service == n)

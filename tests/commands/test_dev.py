@@ -4,6 +4,7 @@ docker exec."""
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -194,7 +195,25 @@ def test_unknown_service_is_a_usage_error(project: tuple[Path, str, int]) -> Non
     dev = DevProcess(root, "nope")
     assert dev.wait(60) == 2
     assert any("unknown service" in line for line in dev.stderr), dev.describe()
+    # a tool reading --output json learns why too, from stdout
+    assert [(e["event"], e["exit_code"]) for e in dev.events] == [("fatal", 2)], dev.describe()
     assert os.path.exists(root / "devloop.yaml")
+
+
+def test_a_port_clash_names_the_service_and_the_port(project: tuple[Path, str, int]) -> None:
+    root, _, port = project
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        dev = DevProcess(root)
+        try:
+            error = dev.wait_event("error", timeout=180)
+        finally:
+            dev.interrupt()
+    assert error["service"] == "web", dev.describe()
+    assert f"host port {port}" in error["message"], error
+    # nothing ran before: "the running version stays" would be untrue
+    assert "running version stays" not in error["message"], error
 
 
 NO_SHELL = """\
