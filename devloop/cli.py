@@ -20,8 +20,9 @@ from devloop.errors import EXIT_INTERRUPTED, EXIT_USAGE, DevloopError
 class Options:
     """Options every command shares, set on the group."""
 
-    directory: Path
+    directory: Path  # the project: where its devloop.yaml is (or that file, from -f)
     output: str  # text | json
+    here: Path = Path(".")  # -C: where devloop was started; `init` writes there
 
 
 def _profile_option(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -57,6 +58,15 @@ def _format_option(f: Callable[..., Any]) -> Callable[..., Any]:
     metavar="DIR",
 )
 @click.option(
+    "-f",
+    "--file",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="Use this config (default: devloop.yaml here, else the nearest in a parent directory).",
+)
+@click.option(
     "--output",
     type=click.Choice(["text", "json"]),
     default="text",
@@ -64,7 +74,7 @@ def _format_option(f: Callable[..., Any]) -> Callable[..., Any]:
     help="How to report: text for people, json for one event per line.",
 )
 @click.pass_context
-def cli(ctx: click.Context, directory: Path, output: str) -> None:
+def cli(ctx: click.Context, directory: Path, config_file: Path | None, output: str) -> None:
     """devloop: code, see it running, code again - in milliseconds.
 
     Hot-syncs changed files into running containers, or rebuilds and redeploys,
@@ -72,8 +82,28 @@ def cli(ctx: click.Context, directory: Path, output: str) -> None:
     """
     if not directory.is_dir():
         raise click.BadParameter(f"'{directory}' is not a directory", param_hint="-C")
-    ctx.obj = Options(directory=directory.resolve(), output=output)
     _OUTPUT["format"] = output
+    here = directory.resolve()
+    ctx.obj = Options(directory=_project_dir(here, config_file), output=output, here=here)
+
+
+def _project_dir(directory: Path, config_file: Path | None) -> Path:
+    """Where the config is: `-f FILE` (relative to -C), else the nearest devloop.yaml at or above
+    `directory`; `directory` itself when there is none (init writes one there)."""
+    from devloop.config.discover import nearest
+    from devloop.model.project import CONFIG_NAME
+
+    if config_file is not None:
+        path = (directory / config_file).resolve()
+        if not path.is_file():
+            raise click.BadParameter(f"'{config_file}' is not a file", param_hint="-f")
+        # a file named devloop.yaml is its directory's config: every command finds it there
+        return path.parent if path.name == CONFIG_NAME else path
+    found = nearest(directory)
+    if found is None or found == directory:
+        return directory
+    click.echo(f"using {found / CONFIG_NAME}", err=True)
+    return found
 
 
 # the output format the command settled on, read by the error boundary in `run`
@@ -83,7 +113,7 @@ _OUTPUT: dict[str, str] = {}
 def _opts(ctx: click.Context, fmt: str | None = None) -> Options:
     o: Options = ctx.obj
     _OUTPUT["format"] = fmt or o.output
-    return Options(o.directory, fmt or o.output)
+    return Options(o.directory, fmt or o.output, o.here)
 
 
 @cli.command()
@@ -143,6 +173,7 @@ def render(
             validate=validate,
             kube_version=kube_version,
             services=services,
+            here=_opts(ctx).here,
         )
     )
 
@@ -304,7 +335,7 @@ def init(ctx: click.Context, force: bool, manifests: bool, target: str | None) -
     """Write devloop.yaml from the Dockerfiles here, with sync rules inferred from COPY/ADD."""
     from devloop.commands import init as cmd
 
-    ctx.exit(cmd.run(_opts(ctx).directory, force=force, manifests=manifests, target=target))
+    ctx.exit(cmd.run(_opts(ctx).here, force=force, manifests=manifests, target=target))
 
 
 @cli.command(name="plan")

@@ -207,3 +207,35 @@ def test_plan_under_output_json_is_a_versioned_event(proj: DevloopProject) -> No
     (event,) = [json.loads(line) for line in result.out.splitlines()]
     assert (event["v"], event["event"]) == (1, "plan")
     assert "services" in event
+
+
+def test_config_is_found_in_a_parent_directory_and_named(proj: DevloopProject) -> None:
+    sub = proj.path / "app" / "deep"
+    sub.mkdir()
+    result = proj.run("--output", "json", "plan", cwd=sub, chdir_flag=False)
+    assert result.code == 0, result.err
+    assert result.err == f"using {proj.path / 'devloop.yaml'}\n"
+    (event,) = [json.loads(line) for line in result.out.splitlines()]
+    # the services' paths resolve from the config's directory, not from where devloop started
+    assert event["event"] == "plan" and {s["name"] for s in event["services"]} == {"web", "base"}
+
+
+def test_the_search_stops_at_the_repository_root(proj: DevloopProject) -> None:
+    repo = proj.path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "sub").mkdir()
+    result = proj.run("plan", cwd=repo / "sub", chdir_flag=False)
+    assert result.code == 2
+    assert "no such file" in result.err and "using" not in result.err
+
+
+def test_f_names_the_config_and_its_directory_is_the_project(proj: DevloopProject) -> None:
+    alt = proj.path / "alt.yaml"
+    alt.write_text((proj.path / "devloop.yaml").read_text().replace("name: shop", "name: i15f"))
+    elsewhere = proj.path.parent
+    result = proj.run("-f", str(alt), "--output", "json", "plan", cwd=elsewhere, chdir_flag=False)
+    assert result.code == 0, result.err
+    (event,) = [json.loads(line) for line in result.out.splitlines()]
+    assert event["project"] == "i15f"
+    missing = proj.run("-f", "nope.yaml", "plan", cwd=elsewhere, chdir_flag=False)
+    assert missing.code == 2 and "'nope.yaml' is not a file" in missing.err

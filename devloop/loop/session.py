@@ -200,7 +200,7 @@ class Session:
     def _reload(self) -> plan.Plan | None:
         """Load devloop.yaml again; what differs, or None when the new file is wrong."""
         try:
-            new = config.load(self.project.root, self.project.profiles)
+            new = config.load(self.project.config_path, self.project.profiles)
         except DevloopError as exc:
             self._emit(Error(f"devloop.yaml not reloaded, the running version stays: {exc}"))
             return None
