@@ -98,12 +98,12 @@ def schema(proj: DevloopProject) -> dict[str, Any]:
     result = proj.run("schema")
     assert (result.code, result.err) == (0, "")
     loaded: dict[str, Any] = json.loads(result.out)
-    jsonschema.Draft202012Validator.check_schema(loaded)
+    jsonschema.Draft7Validator.check_schema(loaded)
     return loaded
 
 
 def test_schema_accepts_good_configs(proj: DevloopProject) -> None:
-    validator = jsonschema.Draft202012Validator(schema(proj))
+    validator = jsonschema.Draft7Validator(schema(proj))
     for text in (GOOD, (ROOT / "devloop.yaml").read_text()):
         # Editors see the YAML as written: anchors resolved, ${VAR}s unexpanded.
         assert list(validator.iter_errors(yaml.safe_load(textwrap.dedent(text)))) == []
@@ -117,12 +117,17 @@ def test_schema_accepts_good_configs(proj: DevloopProject) -> None:
         (lambda c: c.update(target="cloud"), "'cloud' is not one of"),
         (lambda c: c["services"]["web"].update(env=["A=1"]), "is not of type 'object'"),
         (lambda c: c.update(name="Shop"), "does not match"),
+        # a profile's service override is held to the same keys as a service
+        (
+            lambda c: c["profiles"]["prod"]["services"]["web"].update(enviro={}),
+            "'enviro' was unexpected",
+        ),
     ],
 )
 def test_schema_rejects_bad_configs(
     proj: DevloopProject, change: Callable[[dict[str, Any]], object], complaint: str
 ) -> None:
-    validator = jsonschema.Draft202012Validator(schema(proj))
+    validator = jsonschema.Draft7Validator(schema(proj))
     config = yaml.safe_load(textwrap.dedent(GOOD))
     change(config)
     messages = [e.message for e in validator.iter_errors(config)]
@@ -130,7 +135,7 @@ def test_schema_rejects_bad_configs(
 
 
 def test_schema_describes_fields_for_editors(proj: DevloopProject) -> None:
-    service = schema(proj)["$defs"]["ServiceSpec"]["properties"]
+    service = schema(proj)["definitions"]["ServiceSpec"]["properties"]
     assert "computed" in service["image"]["description"]
     assert service["ports"]["items"]["anyOf"] == [{"type": "string"}, {"type": "integer"}]
 

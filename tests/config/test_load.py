@@ -38,7 +38,7 @@ def test_unknown_key_names_line_column_path_and_suggests(devloop_project: Make) 
     proj = project(
         devloop_project,
         """\
-        # yaml-language-server: $schema=https://devloop.dev/schema/devloop.json
+        # yaml-language-server: $schema=.devloop.schema.json
         name: shop
         values:
           replicas: 1
