@@ -145,7 +145,7 @@ class TextSink:
                 urls = "  " + "  ".join(e.urls) if e.urls else ""
                 return f"{tag}[bold green]ready[/]{urls}"
             case Restarted():
-                return f"{tag}restarted process in {e.container[:12]}"
+                return f"{tag}restarted process in {escape(e.container)}"
             case Info():
                 return f"{tag}{escape(e.message)}"
             case WarningEvent():

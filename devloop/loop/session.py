@@ -316,7 +316,8 @@ class Session:
             return
         for n in services:
             objects = sum(1 for m in manifests if m.service == n)
-            self._emit(Deployed(service=n, image=refs[n], objects=objects))
+            if objects:  # a build-only service (an image others use) is neither deployed nor ready
+                self._emit(Deployed(service=n, image=refs[n], objects=objects))
         ready = True
         try:
             self.runtime.wait_ready(services, self._ready_timeout, self._interrupt)
@@ -336,7 +337,7 @@ class Session:
                 if i.generation not in self._state[n].generations
             ]
             self._replay_into(n, fresh)
-            if ready:
+            if ready and any(m.service == n for m in manifests):
                 self._emit(Ready(service=n, urls=self._urls.get(n, [])))
 
 

@@ -194,3 +194,21 @@ def test_dev_on_a_subset_builds_only_it_and_its_requirements(
         )
         == []
     )
+
+
+def test_a_build_only_service_is_neither_deployed_nor_ready(tmp_path: Path, name: str) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app/Dockerfile").write_text('FROM devloop/busybox:latest\nCMD ["sleep", "600"]\n')
+    (tmp_path / "base.yaml.j2").write_text("# an image the others build from: nothing to run\n")
+    services = """\
+  base: {{image: devloop-test-run/{name}-base, context: app, manifests: [base.yaml.j2]}}
+  work: {{image: devloop-test-run/{name}-work, context: app, archetype: worker}}
+"""
+    (tmp_path / "devloop.yaml").write_text(_config(name, 0, services))
+    done = _devloop(tmp_path, "--output", "json", "run", timeout=300)
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    said = {(e["event"], e.get("service")) for e in events}
+    assert ("build_done", "base") in said or ("build_skipped", "base") in said
+    assert ("ready", "work") in said
+    assert ("deploy", "base") not in said and ("ready", "base") not in said
