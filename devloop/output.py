@@ -60,6 +60,10 @@ def events_schema() -> dict[str, Any]:
     }
 
 
+def _size(n: int) -> str:
+    return f"{n} B" if n < 10_000 else f"{n / 1024:.0f} KiB" if n < 10 << 20 else f"{n >> 20} MiB"
+
+
 def sink(output: str) -> Emit:
     """The sink `--output` asks for, on stdout."""
     return JsonSink(sys.stdout) if output == "json" else TextSink(sys.stdout)
@@ -98,6 +102,16 @@ class TextSink:
 
         self._console = Console(file=stream or sys.stderr, highlight=False, soft_wrap=True)
         self._lock = threading.Lock()
+        self._changed: Changes | None = None
+
+    def _cause(self) -> str:
+        c = self._changed
+        if c is None:
+            return ""  # the first build: nothing changed, there was no image yet
+        from rich.markup import escape
+
+        more = f" and {c.files - 3} more" if c.files > 3 else ""
+        return f" [dim](changed: {escape(', '.join(c.paths[:3]))}{more})[/]"
 
     def colour(self, service: str) -> str:
         # stable across runs: derived from the name, not from arrival order
@@ -124,15 +138,20 @@ class TextSink:
             case Watching():
                 return f"[dim]watching {len(e.roots)} roots, {e.files} files ({e.ms:.0f} ms)[/]"
             case Changes():
+                self._changed = e  # said with the build it causes, if any (a sync names its own)
                 return None
             case SyncDone():
                 what = "replayed" if e.replay else "synced"
+                total = e.files + e.deleted
+                names = ", ".join(e.paths[:3])
+                more = f" and {total - 3} more" if total > 3 else ""
+                deleted = f", {e.deleted} deleted" if e.deleted else ""
                 return (
-                    f"{tag}[green]{what}[/] {e.files} file(s), {e.deleted} deleted, {e.bytes} "
-                    f"B in {e.ms:.0f} ms"
+                    f"{tag}[green]{what}[/] {escape(names)}{more} ({_size(e.bytes)}{deleted}) "
+                    f"in {e.ms:.0f} ms"
                 )
             case BuildStarted():
-                return f"{tag}building {escape(e.image)}"
+                return f"{tag}building {escape(e.image)}{self._cause()}"
             case BuildStep():
                 return f"{tag}[dim]{escape(e.line)}[/]"
             case BuildSkipped():

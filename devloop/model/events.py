@@ -7,6 +7,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Protocol
 
+PATHS_SHOWN = 20
+"""How many paths an event lists; `files`/`deleted` keep the full counts."""
+
 VERSION = 1
 """The version of the event stream: every JSON line carries it as `"v"`. A field added to an
 event keeps the version; a field removed or changing meaning raises it."""
@@ -55,9 +58,10 @@ class SyncDone(Event):
     container: str
     files: int
     deleted: int
-    bytes: int
+    bytes: int  # the added files' size (not the size of what went over the wire)
     ms: float  # first change seen → acknowledgement from the container
     replay: bool = False
+    paths: list[str] = field(default_factory=list)  # container paths, the first PATHS_SHOWN
 
 
 @dataclass(frozen=True)

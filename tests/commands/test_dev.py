@@ -86,6 +86,8 @@ def test_dev_loop_end_to_end(
         (root / "app/site/index.html").write_text("v2\n")
         done = dev.wait_event("sync", since=mark, service="web")
         assert done["files"] == 1 and done["ms"] > 0
+        # the file is named, and its size is the file's, not the tar's around it
+        assert (done["paths"], done["bytes"]) == (["/www/index.html"], 3), done
         eventually(lambda: _serves(f"{url}/index.html", "v2"), 10, what="v2 served")
         assert [c.id for c in _containers(docker_client, name)] == [container.id]
 
