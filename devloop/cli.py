@@ -308,15 +308,24 @@ def run_(
 @_profile_option
 @_format_option
 @_context_option
+@click.option("--images", is_flag=True, help="Remove the images devloop built for it too.")
 @click.pass_context
 def delete(
-    ctx: click.Context, profiles: tuple[str, ...], fmt: str | None, context: str | None
+    ctx: click.Context,
+    profiles: tuple[str, ...],
+    fmt: str | None,
+    context: str | None,
+    images: bool,
 ) -> None:
     """Remove everything devloop created for this project."""
     from devloop.commands import delete as cmd
 
     opts = _opts(ctx, fmt)
-    ctx.exit(cmd.run(opts.directory, profiles=profiles, output=opts.output, context=context))
+    ctx.exit(
+        cmd.run(
+            opts.directory, profiles=profiles, output=opts.output, context=context, images=images
+        )
+    )
 
 
 @cli.command()

@@ -11,7 +11,7 @@ from typing import Protocol
 
 import docker
 
-from devloop.build import deliver, digest
+from devloop.build import deliver, digest, hygiene
 from devloop.build.command import CommandBuild
 from devloop.build.docker import DockerBuild
 from devloop.clients.registry import RegistryError, manifest_digest, registry_of
@@ -79,6 +79,14 @@ class Builder:
         labels = {LABEL_PART_OF: project.name}
         self._docker = DockerBuild(client, labels)
         self._command = CommandBuild(self.push)
+
+    def prune(self, running: Mapping[str, str]) -> None:
+        """After a successful deploy: keep the newest `keep_images` tags of each image."""
+        if self.push:
+            return  # tags in a registry are the registry's business
+        removed = hygiene.prune(self._client, self.project, running, self.project.keep_images)
+        if removed:
+            self._emit(Info(f"removed {len(removed)} old image tag(s): {', '.join(removed)}"))
 
     def build(self, names: Iterable[str] = ()) -> dict[str, BuiltImage]:
         """Build `names` and what they require (all services when empty); service → result."""

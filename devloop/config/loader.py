@@ -103,6 +103,7 @@ def _project(doc: Document, spec: ConfigSpec, active: tuple[str, ...]) -> Projec
         values=types.MappingProxyType(dict(spec.values)),
         ignore=tuple(spec.ignore),
         services=types.MappingProxyType(services),
+        keep_images=spec.keep_images,
     )
 
 

@@ -200,6 +200,12 @@ class ConfigSpec(_Strict):
     ignore: list[str] = Field(
         default_factory=list, description="extra .dockerignore-style patterns never watched"
     )
+    keep_images: int = Field(
+        default=3,
+        ge=1,
+        description="how many devloop-made tags to keep per image; older ones are removed "
+        "after a successful deploy",
+    )
     services: dict[DnsLabel, ServiceSpec] = Field(min_length=1, description="at least one service")
     profiles: dict[str, ProfileSpec] = Field(default_factory=dict)
 

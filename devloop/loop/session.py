@@ -318,6 +318,7 @@ class Session:
             objects = sum(1 for m in manifests if m.service == n)
             if objects:  # a build-only service (an image others use) is neither deployed nor ready
                 self._emit(Deployed(service=n, image=refs[n], objects=objects))
+        self._builder.prune({n: refs[n] for n in services})
         ready = True
         try:
             self.runtime.wait_ready(services, self._ready_timeout, self._interrupt)
