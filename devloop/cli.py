@@ -20,8 +20,9 @@ from devloop.errors import EXIT_INTERRUPTED, EXIT_USAGE, DevloopError
 class Options:
     """Options every command shares, set on the group."""
 
-    directory: Path
+    directory: Path  # the project: where its devloop.yaml is (or that file, from -f)
     output: str  # text | json
+    here: Path = Path(".")  # -C: where devloop was started; `init` writes there
 
 
 def _profile_option(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -80,6 +81,15 @@ def _want_version(ctx: click.Context, _param: click.Parameter, value: bool) -> N
     metavar="DIR",
 )
 @click.option(
+    "-f",
+    "--file",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="Use this config (default: devloop.yaml here, else the nearest in a parent directory).",
+)
+@click.option(
     "--output",
     type=click.Choice(["text", "json"]),
     default="text",
@@ -87,7 +97,9 @@ def _want_version(ctx: click.Context, _param: click.Parameter, value: bool) -> N
     help="How to report: text for people, json for one event per line.",
 )
 @click.pass_context
-def cli(ctx: click.Context, directory: Path, output: str, verbose: bool) -> None:
+def cli(
+    ctx: click.Context, directory: Path, config_file: Path | None, output: str, verbose: bool
+) -> None:
     """devloop: code, see it running, code again - in milliseconds.
 
     Hot-syncs changed files into running containers, or rebuilds and redeploys,
@@ -103,7 +115,32 @@ def cli(ctx: click.Context, directory: Path, output: str, verbose: bool) -> None
         ctx.fail("Missing command.")
     if not directory.is_dir():
         raise click.BadParameter(f"'{directory}' is not a directory", param_hint="-C")
-    ctx.obj = Options(directory=directory.resolve(), output=output)
+    _OUTPUT["format"] = output
+    here = directory.resolve()
+    ctx.obj = Options(directory=_project_dir(here, config_file), output=output, here=here)
+
+
+def _project_dir(directory: Path, config_file: Path | None) -> Path:
+    """Where the config is: `-f FILE` (relative to -C), else the nearest devloop.yaml at or above
+    `directory`; `directory` itself when there is none (init writes one there)."""
+    from devloop.config.discover import nearest
+    from devloop.model.project import CONFIG_NAME
+
+    if config_file is not None:
+        path = (directory / config_file).resolve()
+        if not path.is_file():
+            raise click.BadParameter(f"'{config_file}' is not a file", param_hint="-f")
+        # a file named devloop.yaml is its directory's config: every command finds it there
+        return path.parent if path.name == CONFIG_NAME else path
+    found = nearest(directory)
+    if found is None or found == directory:
+        return directory
+    click.echo(f"using {found / CONFIG_NAME}", err=True)
+    return found
+
+
+# the output format the command settled on, read by the error boundary in `run`
+_OUTPUT: dict[str, str] = {}
 
 
 def _peer_versions(directory: Path) -> list[str]:
@@ -123,7 +160,8 @@ def _peer_versions(directory: Path) -> list[str]:
 
 def _opts(ctx: click.Context, fmt: str | None = None) -> Options:
     o: Options = ctx.obj
-    return Options(o.directory, fmt or o.output)
+    _OUTPUT["format"] = fmt or o.output
+    return Options(o.directory, fmt or o.output, o.here)
 
 
 @cli.command()
@@ -183,6 +221,7 @@ def render(
             validate=validate,
             kube_version=kube_version,
             services=services,
+            here=_opts(ctx).here,
         )
     )
 
@@ -317,15 +356,24 @@ def run_(
 @_profile_option
 @_format_option
 @_context_option
+@click.option("--images", is_flag=True, help="Remove the images devloop built for it too.")
 @click.pass_context
 def delete(
-    ctx: click.Context, profiles: tuple[str, ...], fmt: str | None, context: str | None
+    ctx: click.Context,
+    profiles: tuple[str, ...],
+    fmt: str | None,
+    context: str | None,
+    images: bool,
 ) -> None:
     """Remove everything devloop created for this project."""
     from devloop.commands import delete as cmd
 
     opts = _opts(ctx, fmt)
-    ctx.exit(cmd.run(opts.directory, profiles=profiles, output=opts.output, context=context))
+    ctx.exit(
+        cmd.run(
+            opts.directory, profiles=profiles, output=opts.output, context=context, images=images
+        )
+    )
 
 
 @cli.command()
@@ -344,7 +392,7 @@ def init(ctx: click.Context, force: bool, manifests: bool, target: str | None) -
     """Write devloop.yaml from the Dockerfiles here, with sync rules inferred from COPY/ADD."""
     from devloop.commands import init as cmd
 
-    ctx.exit(cmd.run(_opts(ctx).directory, force=force, manifests=manifests, target=target))
+    ctx.exit(cmd.run(_opts(ctx).here, force=force, manifests=manifests, target=target))
 
 
 @cli.command(name="plan")
@@ -378,8 +426,18 @@ def doctor(
 
 
 @cli.command()
-def schema() -> None:
+@click.option(
+    "--events", is_flag=True, help="The schema of the `--output json` event stream instead."
+)
+def schema(events: bool) -> None:
     """Print the JSON Schema of devloop.yaml (for yaml-language-server and editors)."""
+    if events:
+        import json
+
+        from devloop.output import events_schema
+
+        click.echo(json.dumps(events_schema(), indent=2))
+        return
     from devloop.config.schema import json_schema
 
     click.echo(json_schema(), nl=False)
@@ -390,7 +448,25 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(run(argv))
 
 
+def _fatal(message: str, code: int) -> int:
+    """Say why the command stopped: on stderr for people, and as a `fatal` event on stdout
+    under `--output json` so a tool reading the stream never gets an empty one."""
+    click.echo(message, err=True)
+    if _OUTPUT.get("format") == "json":
+        return _fatal_event(message.removeprefix("error: "), code)
+    return code
+
+
+def _fatal_event(message: str, code: int) -> int:
+    from devloop.model.events import Fatal
+    from devloop.output import JsonSink
+
+    JsonSink(sys.stdout)(Fatal(message=message, exit_code=code))
+    return code
+
+
 def run(argv: list[str] | None = None) -> int:
+    _OUTPUT.clear()
     try:
         # without standalone mode, click returns a command's ctx.exit(code) instead of raising it
         code = cli.main(args=argv, prog_name="devloop", standalone_mode=False)
@@ -398,13 +474,14 @@ def run(argv: list[str] | None = None) -> int:
         return int(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
-        return EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code
+        code = EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code
+        if _OUTPUT.get("format") == "json":
+            return _fatal_event(exc.format_message(), code)
+        return code
     except (KeyboardInterrupt, click.exceptions.Abort):
-        click.echo("interrupted", err=True)
-        return EXIT_INTERRUPTED
+        return _fatal("interrupted", EXIT_INTERRUPTED)
     except DevloopError as exc:
-        click.echo(f"error: {exc}", err=True)
-        return exc.exit_code
+        return _fatal(f"error: {exc}", exc.exit_code)
     except BrokenPipeError:  # `devloop render | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

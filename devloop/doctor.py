@@ -31,10 +31,11 @@ from devloop.watch.roots import watch_roots
 Status = Literal["ok", "fail", "warn", "skip"]
 PROBE = "command -v sh && command -v tar && command -v dd"
 TIMEOUT = 10.0
+# fixes speak of the user's machine, never of devloop's own Makefile or CI scripts
 START_ENGINE = (
-    "start the engine: `make services` (or `bash .ci/services.sh`), or `sudo systemctl start "
-    "docker`;"
-    " if it runs elsewhere, point DOCKER_HOST at it"
+    "start the engine: `sudo systemctl start docker` (install it with `sudo apt-get install "
+    "docker.io` on Debian/Ubuntu, or Docker Desktop); if it runs elsewhere, point DOCKER_HOST "
+    "at it"
 )
 
 
@@ -113,8 +114,14 @@ def registry(project: Project | None) -> Check:
         "registry",
         "fail",
         f"registry {host} not reachable: {last}",
-        "start it (`make services` runs one on 127.0.0.1:5000) or fix `registry:` in devloop.yaml",
+        f"start it (a local one: `docker run -d -p {_port(host)}:5000 --restart=always "
+        "registry:2`) or fix `registry:` in devloop.yaml",
     )
+
+
+def _port(host: str) -> str:
+    _, sep, port = host.rpartition(":")
+    return port if sep and port.isdigit() else "5000"
 
 
 def inotify(project: Project | None) -> Check:
@@ -128,7 +135,12 @@ def inotify(project: Project | None) -> Check:
         )
     needed = watch_roots(project, project.services).watches
     detail = f"{needed} watches needed, limit {limit}"
-    fix = f"raise it: `sudo sysctl fs.inotify.max_user_watches={max(524288, needed * 2)}`"
+    value = max(524288, needed * 2)
+    fix = (
+        f"raise it: `sudo sysctl fs.inotify.max_user_watches={value}`; to keep it after a "
+        f"reboot: `echo fs.inotify.max_user_watches={value} | sudo tee "
+        f"/etc/sysctl.d/90-devloop.conf`"
+    )
     if needed > limit:
         return Check("inotify", "fail", detail, fix)
     if needed > limit // 2:  # other programs (editors, IDEs) hold watches too

@@ -33,6 +33,10 @@ class BuildError(DevloopError):
 class DeployError(DevloopError):
     """Deploying, or waiting for a deployment to become ready, failed."""
 
+    def __init__(self, message: str, service: str | None = None) -> None:
+        super().__init__(message)
+        self.service = service  # the service whose deploy failed, when one can be named
+
 
 class SyncError(DevloopError):
     """Copying files into a running container failed."""

@@ -6,9 +6,10 @@ import json
 import sys
 import threading
 from dataclasses import fields
-from typing import IO
+from typing import IO, Any
 
 from devloop.model.events import (
+    VERSION,
     BuildDone,
     BuildSkipped,
     BuildStarted,
@@ -25,7 +26,42 @@ from devloop.model.events import (
     SyncDone,
     WarningEvent,
     Watching,
+    event_types,
 )
+
+
+def events_schema() -> dict[str, Any]:
+    """The JSON Schema of every `--output json` line, built from the event records themselves."""
+    from pydantic import TypeAdapter
+
+    defs: dict[str, Any] = {}
+    for cls in event_types():
+        if cls.open:
+            body: dict[str, Any] = {"type": "object", "properties": {}, "required": []}
+        else:
+            body = TypeAdapter(cls).json_schema()
+            body["additionalProperties"] = False
+        body.pop("title", None)
+        body["description"] = (cls.__doc__ or "").strip().splitlines()[0]
+        body["properties"] = {
+            "v": {"const": VERSION},
+            "event": {"const": cls.kind},
+            "ts": {"type": "number", "description": "Unix time in seconds"},
+            **body["properties"],
+        }
+        body["required"] = ["v", "event", "ts", *body.get("required", [])]
+        defs[cls.kind] = body
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"devloop --output json events, version {VERSION}",
+        "description": "One JSON object per line; `v` is the stream version, `event` the type.",
+        "oneOf": [{"$ref": f"#/$defs/{kind}"} for kind in defs],
+        "$defs": defs,
+    }
+
+
+def _size(n: int) -> str:
+    return f"{n} B" if n < 10_000 else f"{n / 1024:.0f} KiB" if n < 10 << 20 else f"{n >> 20} MiB"
 
 
 def sink(output: str) -> Emit:
@@ -66,6 +102,16 @@ class TextSink:
 
         self._console = Console(file=stream or sys.stderr, highlight=False, soft_wrap=True)
         self._lock = threading.Lock()
+        self._changed: Changes | None = None
+
+    def _cause(self) -> str:
+        c = self._changed
+        if c is None:
+            return ""  # the first build: nothing changed, there was no image yet
+        from rich.markup import escape
+
+        more = f" and {c.files - 3} more" if c.files > 3 else ""
+        return f" [dim](changed: {escape(', '.join(c.paths[:3]))}{more})[/]"
 
     def colour(self, service: str) -> str:
         # stable across runs: derived from the name, not from arrival order
@@ -92,15 +138,20 @@ class TextSink:
             case Watching():
                 return f"[dim]watching {len(e.roots)} roots, {e.files} files ({e.ms:.0f} ms)[/]"
             case Changes():
+                self._changed = e  # said with the build it causes, if any (a sync names its own)
                 return None
             case SyncDone():
                 what = "replayed" if e.replay else "synced"
+                total = e.files + e.deleted
+                names = ", ".join(e.paths[:3])
+                more = f" and {total - 3} more" if total > 3 else ""
+                deleted = f", {e.deleted} deleted" if e.deleted else ""
                 return (
-                    f"{tag}[green]{what}[/] {e.files} file(s), {e.deleted} deleted, {e.bytes} "
-                    f"B in {e.ms:.0f} ms"
+                    f"{tag}[green]{what}[/] {escape(names)}{more} ({_size(e.bytes)}{deleted}) "
+                    f"in {e.ms:.0f} ms"
                 )
             case BuildStarted():
-                return f"{tag}building {escape(e.image)}"
+                return f"{tag}building {escape(e.image)}{self._cause()}"
             case BuildStep():
                 return f"{tag}[dim]{escape(e.line)}[/]"
             case BuildSkipped():
@@ -113,7 +164,7 @@ class TextSink:
                 urls = "  " + "  ".join(e.urls) if e.urls else ""
                 return f"{tag}[bold green]ready[/]{urls}"
             case Restarted():
-                return f"{tag}restarted process in {e.container[:12]}"
+                return f"{tag}restarted process in {escape(e.container)}"
             case Info():
                 return f"{tag}{escape(e.message)}"
             case WarningEvent():

@@ -8,6 +8,19 @@ from collections.abc import Iterator
 import docker
 import pytest
 
+from tests import event_schema
+
+
+@pytest.fixture(autouse=True)
+def _event_stream_follows_the_schema() -> Iterator[None]:
+    """Every JSON event a real devloop printed in this test validates against its schema."""
+    event_schema.VIOLATIONS.clear()
+    yield
+    if event_schema.VIOLATIONS:
+        lines = "\n".join(event_schema.VIOLATIONS[:10])
+        pytest.fail(f"JSON events that break `devloop schema --events`:\n{lines}")
+
+
 pytest_plugins = ["tests.project_fixture", "tests.kubeapi.fixture", "tests.syncbox"]
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}

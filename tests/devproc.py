@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests import event_schema
+
 Event = dict[str, Any]
 
 # The fixture service of the end-to-end tests on both targets: busybox httpd serving
@@ -102,6 +104,7 @@ class DevProcess:
                 ev = json.loads(line)
             except ValueError:
                 ev = {"event": "unparsed", "line": line.rstrip()}
+            event_schema.check(ev)
             self.events.append(ev)
             self._new.put(ev)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from devloop.cli import run as cli_run
+from tests import event_schema
 
 Files = Mapping[str, "str | bytes"]
 
@@ -77,6 +78,8 @@ class DevloopProject:
         self._capsys.readouterr()  # drop anything printed before this run
         code = cli_run(argv)
         captured = self._capsys.readouterr()
+        if "json" in args:
+            event_schema.check_stream(captured.out)
         return Result(code, captured.out, captured.err)
 
 

@@ -117,12 +117,12 @@ def schema(proj: DevloopProject) -> dict[str, Any]:
     result = proj.run("schema")
     assert (result.code, result.err) == (0, "")
     loaded: dict[str, Any] = json.loads(result.out)
-    jsonschema.Draft202012Validator.check_schema(loaded)
+    jsonschema.Draft7Validator.check_schema(loaded)
     return loaded
 
 
 def test_schema_accepts_good_configs(proj: DevloopProject) -> None:
-    validator = jsonschema.Draft202012Validator(schema(proj))
+    validator = jsonschema.Draft7Validator(schema(proj))
     for text in (GOOD, (ROOT / "devloop.yaml").read_text()):
         # Editors see the YAML as written: anchors resolved, ${VAR}s unexpanded.
         assert list(validator.iter_errors(yaml.safe_load(textwrap.dedent(text)))) == []
@@ -136,12 +136,17 @@ def test_schema_accepts_good_configs(proj: DevloopProject) -> None:
         (lambda c: c.update(target="cloud"), "'cloud' is not one of"),
         (lambda c: c["services"]["web"].update(env=["A=1"]), "is not of type 'object'"),
         (lambda c: c.update(name="Shop"), "does not match"),
+        # a profile's service override is held to the same keys as a service
+        (
+            lambda c: c["profiles"]["prod"]["services"]["web"].update(enviro={}),
+            "'enviro' was unexpected",
+        ),
     ],
 )
 def test_schema_rejects_bad_configs(
     proj: DevloopProject, change: Callable[[dict[str, Any]], object], complaint: str
 ) -> None:
-    validator = jsonschema.Draft202012Validator(schema(proj))
+    validator = jsonschema.Draft7Validator(schema(proj))
     config = yaml.safe_load(textwrap.dedent(GOOD))
     change(config)
     messages = [e.message for e in validator.iter_errors(config)]
@@ -149,7 +154,7 @@ def test_schema_rejects_bad_configs(
 
 
 def test_schema_describes_fields_for_editors(proj: DevloopProject) -> None:
-    service = schema(proj)["$defs"]["ServiceSpec"]["properties"]
+    service = schema(proj)["definitions"]["ServiceSpec"]["properties"]
     assert "computed" in service["image"]["description"]
     assert service["ports"]["items"]["anyOf"] == [{"type": "string"}, {"type": "integer"}]
 
@@ -186,3 +191,75 @@ def test_ctrl_c_exits_130(proj: DevloopProject, monkeypatch: pytest.MonkeyPatch)
         "",
         "\ninterrupted\n",
     )  # click ends the ^C line first
+
+
+def test_schema_events_describes_every_event_type(proj: DevloopProject) -> None:
+    result = proj.run("schema", "--events")
+    assert (result.code, result.err) == (0, "")
+    loaded = json.loads(result.out)
+    jsonschema.Draft202012Validator.check_schema(loaded)
+    kinds = set(loaded["$defs"])
+    assert {"sync", "build_done", "ready", "fatal", "plan", "check", "build_report"} <= kinds
+    validator = jsonschema.Draft202012Validator(loaded)
+    good = {"v": 1, "event": "ready", "ts": 1.0, "service": "web", "urls": []}
+    assert validator.is_valid(good)
+    assert not validator.is_valid({**good, "v": 2})
+    assert not validator.is_valid({**good, "surprise": 1})
+
+
+def test_config_error_is_a_fatal_event_on_stdout_under_output_json(
+    proj: DevloopProject,
+) -> None:
+    (proj.path / "devloop.yaml").write_text("name: i15x\nservices: {web: {imag: x}}\n")
+    result = proj.run("--output", "json", "plan")
+    assert result.code == 2
+    assert "error:" in result.err  # people still read stderr
+    (event,) = [json.loads(line) for line in result.out.splitlines()]
+    assert (event["v"], event["event"], event["exit_code"]) == (1, "fatal", 2)
+    assert "imag" in event["message"] and not event["message"].startswith("error:")
+
+
+def test_text_output_keeps_stdout_empty_on_a_config_error(proj: DevloopProject) -> None:
+    (proj.path / "devloop.yaml").write_text("name: i15x\nservices: {web: {imag: x}}\n")
+    result = proj.run("plan")
+    assert (result.code, result.out) == (2, "")
+
+
+def test_plan_under_output_json_is_a_versioned_event(proj: DevloopProject) -> None:
+    result = proj.run("plan", "--output", "json")
+    assert result.code == 0, result.err
+    (event,) = [json.loads(line) for line in result.out.splitlines()]
+    assert (event["v"], event["event"]) == (1, "plan")
+    assert "services" in event
+
+
+def test_config_is_found_in_a_parent_directory_and_named(proj: DevloopProject) -> None:
+    sub = proj.path / "app" / "deep"
+    sub.mkdir()
+    result = proj.run("--output", "json", "plan", cwd=sub, chdir_flag=False)
+    assert result.code == 0, result.err
+    assert result.err == f"using {proj.path / 'devloop.yaml'}\n"
+    (event,) = [json.loads(line) for line in result.out.splitlines()]
+    # the services' paths resolve from the config's directory, not from where devloop started
+    assert event["event"] == "plan" and {s["name"] for s in event["services"]} == {"web", "base"}
+
+
+def test_the_search_stops_at_the_repository_root(proj: DevloopProject) -> None:
+    repo = proj.path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "sub").mkdir()
+    result = proj.run("plan", cwd=repo / "sub", chdir_flag=False)
+    assert result.code == 2
+    assert "no such file" in result.err and "using" not in result.err
+
+
+def test_f_names_the_config_and_its_directory_is_the_project(proj: DevloopProject) -> None:
+    alt = proj.path / "alt.yaml"
+    alt.write_text((proj.path / "devloop.yaml").read_text().replace("name: shop", "name: i15f"))
+    elsewhere = proj.path.parent
+    result = proj.run("-f", str(alt), "--output", "json", "plan", cwd=elsewhere, chdir_flag=False)
+    assert result.code == 0, result.err
+    (event,) = [json.loads(line) for line in result.out.splitlines()]
+    assert event["project"] == "i15f"
+    missing = proj.run("-f", "nope.yaml", "plan", cwd=elsewhere, chdir_flag=False)
+    assert missing.code == 2 and "'nope.yaml' is not a file" in missing.err

@@ -1,4 +1,5 @@
-"""Build a project's images: content tags, skip what exists, dependency order in parallel, then deliver."""
+"""Build a project's images: content tags, skip what exists, dependency order in parallel,
+then deliver."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from typing import Protocol
 
 import docker
 
-from devloop.build import deliver
-from devloop.build import digest
+from devloop.build import deliver, digest, hygiene
 from devloop.build.command import CommandBuild
 from devloop.build.docker import DockerBuild
+from devloop.clients.registry import RegistryError, manifest_digest, registry_of
 from devloop.errors import BuildError
 from devloop.model.events import (
     BuildDone,
@@ -24,9 +25,8 @@ from devloop.model.events import (
     Info,
     WarningEvent,
 )
-from devloop.model.project import Project, Service
-from devloop.clients.registry import RegistryError, manifest_digest, registry_of
 from devloop.model.manifest import LABEL_PART_OF
+from devloop.model.project import Project, Service
 
 PARALLEL = 2
 
@@ -57,7 +57,8 @@ def build_args(svc: Service, refs: Mapping[str, str]) -> dict[str, str]:
 
 
 class Builder:
-    """Builds services' images and delivers them: push when pushing, else load into a local cluster."""
+    """Builds services' images and delivers them: push when pushing, else load into a local
+    cluster."""
 
     def __init__(
         self,
@@ -78,6 +79,14 @@ class Builder:
         labels = {LABEL_PART_OF: project.name}
         self._docker = DockerBuild(client, labels)
         self._command = CommandBuild(self.push)
+
+    def prune(self, running: Mapping[str, str]) -> None:
+        """After a successful deploy: keep the newest `keep_images` tags of each image."""
+        if self.push:
+            return  # tags in a registry are the registry's business
+        removed = hygiene.prune(self._client, self.project, running, self.project.keep_images)
+        if removed:
+            self._emit(Info(f"removed {len(removed)} old image tag(s): {', '.join(removed)}"))
 
     def build(self, names: Iterable[str] = ()) -> dict[str, BuiltImage]:
         """Build `names` and what they require (all services when empty); service → result."""
@@ -116,9 +125,7 @@ class Builder:
         if self.push:
             # a builder command may have pushed the image itself (PUSH_IMAGE=true)
             found = self._registry(ref, manifest_digest) if svc.builder else None
-            pushed = found or self._registry(
-                ref, lambda r: deliver.push(self._client, r, on_line)
-            )
+            pushed = found or self._registry(ref, lambda r: deliver.push(self._client, r, on_line))
             self._emit(Info(f"pushed {ref}" + (f"@{pushed}" if pushed else ""), svc.name))
             return pushed
         if svc.builder and not self._exists_locally(ref):
@@ -160,7 +167,8 @@ def schedule(
     work: Callable[[str], BuiltImage],
     parallel: int,
 ) -> dict[str, BuiltImage]:
-    """Run `work` per name, each once its deps are done, at most `parallel` at a time; first error wins."""
+    """Run `work` per name, each once its deps are done, at most `parallel` at a time; first
+    error wins."""
     pending, done = list(order), {}
     running: dict[Future[BuiltImage], str] = {}
     error: BaseException | None = None

@@ -1,4 +1,5 @@
-"""The `builder: {command: ...}` escape hatch: a user's shell command builds $IMAGE (buildx, kaniko, bazel...)."""
+"""The `builder: {command: ...}` escape hatch: a user's shell command builds $IMAGE (buildx,
+kaniko, bazel...)."""
 
 from __future__ import annotations
 

@@ -10,8 +10,8 @@ import docker
 import requests
 from docker.utils import parse_repository_tag
 
-from devloop.errors import BuildError
 from devloop.clients.registry import RegistryError, manifest_digest, registry_of, short_reason
+from devloop.errors import BuildError
 
 OnLine = Callable[[str], None]
 

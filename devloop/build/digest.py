@@ -106,7 +106,8 @@ def service_tag(
     """The tag for `svc`, given the full references of the images it requires."""
     h = hashlib.sha256()
     h.update(b"devloop-tag-v1\0")
-    # the Dockerfile and .dockerignore always count, whatever .dockerignore says (as for `docker build`)
+    # the Dockerfile and .dockerignore always count, whatever .dockerignore says (as for
+    # `docker build`)
     h.update(hashlib.sha256(_read(svc.dockerfile)).digest())
     h.update(hashlib.sha256(_read(svc.context / ".dockerignore")).digest())
     h.update(f"target={svc.target or ''}\0".encode())

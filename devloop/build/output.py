@@ -1,4 +1,5 @@
-"""Build output as lines: split streamed chunks, remember the current step and the last lines for errors."""
+"""Build output as lines: split streamed chunks, remember the current step and the last lines
+for errors."""
 
 from __future__ import annotations
 

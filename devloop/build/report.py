@@ -1,4 +1,5 @@
-"""The build report: which image reference and digest each service was built as (JSON, version 1)."""
+"""The build report: which image reference and digest each service was built as (JSON,
+version 1)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ VERSION = 1
 
 
 def report(results: Mapping[str, BuiltImage]) -> dict[str, Any]:
-    """`{"version": 1, "services": {name: {image, digest, pushed, skipped}}}`; `render --build-report` reads it."""
+    """`{"version": 1, "services": {name: {image, digest, pushed, skipped}}}`;
+    `render --build-report` reads it."""
     return {
         "version": VERSION,
         "services": {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,7 +11,7 @@ from devloop.build import report as build_report
 from devloop.build.builder import Builder
 from devloop.clients.docker import connect
 from devloop.errors import EXIT_OK, ConfigError
-from devloop.model.events import Emit
+from devloop.model.events import BuildReport, Emit
 from devloop.output import JsonSink, TextSink
 from devloop.runtime.factory import image_target
 
@@ -49,9 +48,7 @@ def run(
     if report is not None:
         build_report.write(report, results)
     if fmt == "json":
-        sys.stdout.write(
-            json.dumps({"event": "build_report", **build_report.report(results)}) + "\n"
-        )
+        emit(BuildReport(**build_report.report(results)))
     else:
         for r in results.values():
             sys.stdout.write(f"{r.service} {r.ref}{'@' + r.digest if r.digest else ''}\n")

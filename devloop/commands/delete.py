@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from devloop import config
+from devloop.build import hygiene
 from devloop.clients.docker import connect
 from devloop.commands.common import new_session_id
 from devloop.errors import EXIT_OK
@@ -20,6 +21,7 @@ def run(
     profiles: Sequence[str] = (),
     output: str = "text",
     context: str | None = None,
+    images: bool = False,
 ) -> int:
     project = config.load(directory, profiles, kube_context=context)
     emit = sink(output)
@@ -28,4 +30,11 @@ def run(
     )
     removed = runtime.delete_all()
     emit(Info(f"deleted {removed} object(s) of project {project.name} from {runtime.name}"))
+    if images:
+        client = connect()
+        try:
+            tags = hygiene.remove_all(client, project)
+        finally:
+            client.close()
+        emit(Info(f"removed {len(tags)} image tag(s) of project {project.name}"))
     return EXIT_OK

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import TextIO
 
 from devloop import config, doctor
+from devloop.config.discover import config_file
 from devloop.doctor import Check
 from devloop.errors import EXIT_FAILURE, EXIT_OK, ConfigError
-from devloop.model.project import CONFIG_NAME, Project
+from devloop.model.events import CheckResult
+from devloop.model.project import Project
 
 MARKS = {"ok": "✓", "fail": "✗", "warn": "!", "skip": "-"}
 
@@ -32,7 +34,7 @@ def run(
     for check in _checks(directory, profiles, context):
         checks.append(check)
         if output == "json":
-            out.write(json.dumps(asdict(check)) + "\n")
+            out.write(json.dumps(CheckResult(**asdict(check)).payload()) + "\n")
         else:
             out.write(_line(check))
         out.flush()
@@ -68,7 +70,7 @@ def _checks(directory: Path, profiles: tuple[str, ...], context: str | None) -> 
 def _project(
     directory: Path, profiles: tuple[str, ...], context: str | None
 ) -> tuple[Project | None, Check | None]:
-    if not (directory / CONFIG_NAME).is_file():
+    if not config_file(directory).is_file():
         return None, Check(
             "devloop.yaml",
             "skip",

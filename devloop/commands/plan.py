@@ -11,6 +11,7 @@ from typing import TextIO
 from devloop import config
 from devloop.commands.common import selected
 from devloop.errors import EXIT_OK
+from devloop.model.events import PlanReport
 from devloop.watch.survey import RuleSurvey, ServiceSurvey, Survey, survey
 
 
@@ -27,7 +28,7 @@ def run(
     project = config.load(directory, profiles)
     result = survey(project, selected(project, services))
     if output == "json":
-        out.write(json.dumps(result.as_dict(), indent=None) + "\n")
+        out.write(json.dumps(PlanReport(plan=result.as_dict()).payload()) + "\n")
     else:
         out.write(text(result))
     return EXIT_OK

@@ -35,12 +35,15 @@ def run(
     validate: bool = False,
     kube_version: str | None = None,
     services: Sequence[str] = (),
+    here: Path | None = None,
 ) -> int:
     """Render `services` (all when empty) to stdout (`dest` '-') or one file per object in `dest`.
 
-    Relative `dest` and `build_report` paths are taken from `directory`, as `-C` promises.
+    Relative `dest` and `build_report` paths are taken from `here` (the `-C` directory, default
+    `directory`), as `-C` promises.
     """
     project = config.load(directory, profiles)
+    here = here or directory
     overrides = dict(overrides or {})
     unknown = [s for s in [*services, *overrides] if s not in project.services]
     if unknown:
@@ -49,7 +52,7 @@ def run(
         )
     refs = digest.image_refs(project, project.closure(services))
     if build_report:
-        refs.update(build_report_.read_pins(directory / build_report))
+        refs.update(build_report_.read_pins(here / build_report))
     refs.update(overrides)
     manifests = render(
         project, refs, [n for n in project.services if not services or n in services]
@@ -59,7 +62,7 @@ def run(
     if dest == "-":
         sys.stdout.write(dump(manifests))
     else:
-        write_dir(directory / dest, manifests)
+        write_dir(here / dest, manifests)
     return EXIT_OK
 
 

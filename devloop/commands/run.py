@@ -39,12 +39,14 @@ def run(
     }
     manifests = render(project, refs, names)
     runtime.deploy(manifests, names)
-    for n in names:
+    # a build-only service (an image others use) is neither deployed nor ready
+    deployed = [n for n in names if any(m.service == n for m in manifests)]
+    for n in deployed:
         emit(
             Deployed(service=n, image=refs[n], objects=sum(1 for m in manifests if m.service == n))
         )
     runtime.wait_ready(names, timeout or project.rollout_timeout)
     urls = runtime.published_urls()
-    for n in names:
+    for n in deployed:
         emit(Ready(service=n, urls=urls.get(n, [])))
     return EXIT_OK

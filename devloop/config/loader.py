@@ -15,11 +15,12 @@ from pydantic import ValidationError
 from devloop.config import profiles as profiles_
 from devloop.config import yamlsource
 from devloop.config.diagnostics import translate
+from devloop.config.discover import config_file
 from devloop.config.schema import EXTENSION_KEY, ConfigSpec, ExecThen, ServiceSpec, SyncRuleSpec
 from devloop.config.yamlsource import Document, Loc
 from devloop.errors import ConfigError
 from devloop.model.manifest import ARCHETYPES
-from devloop.model.project import CONFIG_NAME, Port, Project, Service, SyncRule
+from devloop.model.project import Port, Project, Service, SyncRule
 
 __all__ = ["load"]
 
@@ -31,13 +32,14 @@ def load(
     environ: Mapping[str, str] | None = None,
     kube_context: str | None = None,
 ) -> Project:
-    """Load `directory/devloop.yaml` with the named (or activated) profiles applied.
+    """Load `directory/devloop.yaml` (or `directory` itself when it is a file, from `-f`) with
+    the named (or activated) profiles applied.
 
     Raises ConfigError naming file:line:col and the key path for anything wrong, including
     problems in profiles that are not active (unset ${VAR}s there excepted).
     """
     env = os.environ if environ is None else environ
-    doc = yamlsource.load((directory / CONFIG_NAME).resolve(), env)
+    doc = yamlsource.load(config_file(directory).resolve(), env)
     if not isinstance(doc.data, dict):
         raise doc.error((), "the top level must be a mapping with 'name' and 'services'")
     _raise_unset(doc, None)
@@ -101,6 +103,7 @@ def _project(doc: Document, spec: ConfigSpec, active: tuple[str, ...]) -> Projec
         values=types.MappingProxyType(dict(spec.values)),
         ignore=tuple(spec.ignore),
         services=types.MappingProxyType(services),
+        keep_images=spec.keep_images,
     )
 
 

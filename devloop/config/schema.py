@@ -200,14 +200,38 @@ class ConfigSpec(_Strict):
     ignore: list[str] = Field(
         default_factory=list, description="extra .dockerignore-style patterns never watched"
     )
+    keep_images: int = Field(
+        default=3,
+        ge=1,
+        description="how many devloop-made tags to keep per image; older ones are removed "
+        "after a successful deploy",
+    )
     services: dict[DnsLabel, ServiceSpec] = Field(min_length=1, description="at least one service")
     profiles: dict[str, ProfileSpec] = Field(default_factory=dict)
 
 
+SCHEMA_FILE = ".devloop.schema.json"
+"""Where `devloop init` writes the schema, next to devloop.yaml; its modeline points there."""
+
+
 def json_schema() -> str:
-    """The JSON Schema of devloop.yaml, for yaml-language-server and other editors."""
-    schema = ConfigSpec.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "https://devloop.dev/schema/devloop.json"
+    """The JSON Schema of devloop.yaml, for yaml-language-server and other editors.
+
+    Draft-07, the draft yaml-language-server supports fully (`definitions`, not `$defs`).
+    """
+    schema = ConfigSpec.model_json_schema(ref_template="#/definitions/{model}")
+    defs = schema.pop("$defs")
+    # a profile's service override takes a service's keys, every one optional: as strict as
+    # the top level (the loader rejects the same unknown keys)
+    override = {k: v for k, v in defs["ServiceSpec"].items() if k != "required"}
+    override["title"] = "ServiceOverride"
+    defs["ServiceOverride"] = override
+    defs["ProfileSpec"]["properties"]["services"] = {
+        "description": "per-service overrides, merged into services",
+        "type": "object",
+        "additionalProperties": {"$ref": "#/definitions/ServiceOverride"},
+    }
+    schema["definitions"] = defs
+    schema["$schema"] = "http://json-schema.org/draft-07/schema#"
     schema["patternProperties"] = {EXTENSION_KEY: {"description": "free for YAML anchors; ignored"}}
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from devloop import config
 from devloop.build.builder import Builder
-from devloop.errors import DevloopError
+from devloop.errors import DeployError, DevloopError
 from devloop.files.ignore import PathRules
 from devloop.loop import plan
 from devloop.model.changes import Change, ChangeBatch
@@ -200,7 +200,7 @@ class Session:
     def _reload(self) -> plan.Plan | None:
         """Load devloop.yaml again; what differs, or None when the new file is wrong."""
         try:
-            new = config.load(self.project.root, self.project.profiles)
+            new = config.load(self.project.config_path, self.project.profiles)
         except DevloopError as exc:
             self._emit(Error(f"devloop.yaml not reloaded, the running version stays: {exc}"))
             return None
@@ -305,11 +305,20 @@ class Session:
             manifests = render(self.project, refs, self.names)
             self.runtime.deploy(manifests, self.names)
         except DevloopError as exc:
-            self._emit(Error(f"deploy failed; the running version stays: {exc}"))
+            service = exc.service if isinstance(exc, DeployError) else None
+            # on a first deploy nothing runs yet: "the running version stays" would mislead
+            stays = (
+                "; the running version stays"
+                if any(st.deployed for st in self._state.values())
+                else ""
+            )
+            self._emit(Error(f"deploy failed{stays}: {exc}", service=service))
             return
         for n in services:
             objects = sum(1 for m in manifests if m.service == n)
-            self._emit(Deployed(service=n, image=refs[n], objects=objects))
+            if objects:  # a build-only service (an image others use) is neither deployed nor ready
+                self._emit(Deployed(service=n, image=refs[n], objects=objects))
+        self._builder.prune({n: refs[n] for n in services})
         ready = True
         try:
             self.runtime.wait_ready(services, self._ready_timeout, self._interrupt)
@@ -329,7 +338,7 @@ class Session:
                 if i.generation not in self._state[n].generations
             ]
             self._replay_into(n, fresh)
-            if ready:
+            if ready and any(m.service == n for m in manifests):
                 self._emit(Ready(service=n, urls=self._urls.get(n, [])))
 
 

@@ -7,17 +7,33 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Protocol
 
+PATHS_SHOWN = 20
+"""How many paths an event lists; `files`/`deleted` keep the full counts."""
+
+VERSION = 1
+"""The version of the event stream: every JSON line carries it as `"v"`. A field added to an
+event keeps the version; a field removed or changing meaning raises it."""
+
 
 @dataclass(frozen=True)
 class Event:
+    """One thing that happened. `--output json` writes `{"v", "event", "ts", **fields}`."""
+
     kind: ClassVar[str] = "event"
+    # open events carry a document whose keys are not fields of the record (see PlanReport)
+    open: ClassVar[bool] = False
+
+    def fields(self) -> dict[str, Any]:
+        return asdict(self)
 
     def payload(self) -> dict[str, Any]:
-        return {"event": self.kind, "ts": round(time.time(), 3), **asdict(self)}
+        return {"v": VERSION, "event": self.kind, "ts": round(time.time(), 3), **self.fields()}
 
 
 @dataclass(frozen=True)
 class Watching(Event):
+    """The watcher is up: its roots, the files under them, how long the start took."""
+
     kind: ClassVar[str] = "watching"
     roots: list[str]
     files: int
@@ -26,6 +42,8 @@ class Watching(Event):
 
 @dataclass(frozen=True)
 class Changes(Event):
+    """A batch of changed paths (the first few, relative to the project)."""
+
     kind: ClassVar[str] = "changes"
     files: int
     paths: list[str]  # the first few, relative to the project
@@ -33,18 +51,23 @@ class Changes(Event):
 
 @dataclass(frozen=True)
 class SyncDone(Event):
+    """Files copied into (or deleted from) a running container."""
+
     kind: ClassVar[str] = "sync"
     service: str
     container: str
     files: int
     deleted: int
-    bytes: int
+    bytes: int  # the added files' size (not the size of what went over the wire)
     ms: float  # first change seen → acknowledgement from the container
     replay: bool = False
+    paths: list[str] = field(default_factory=list)  # container paths, the first PATHS_SHOWN
 
 
 @dataclass(frozen=True)
 class BuildStarted(Event):
+    """An image build began."""
+
     kind: ClassVar[str] = "build_started"
     service: str
     image: str
@@ -52,6 +75,8 @@ class BuildStarted(Event):
 
 @dataclass(frozen=True)
 class BuildStep(Event):
+    """A line of build output."""
+
     kind: ClassVar[str] = "build_step"
     service: str
     line: str
@@ -59,6 +84,8 @@ class BuildStep(Event):
 
 @dataclass(frozen=True)
 class BuildSkipped(Event):
+    """An image build was not needed (the tag already exists)."""
+
     kind: ClassVar[str] = "build_skipped"
     service: str
     image: str
@@ -67,6 +94,8 @@ class BuildSkipped(Event):
 
 @dataclass(frozen=True)
 class BuildDone(Event):
+    """An image was built."""
+
     kind: ClassVar[str] = "build_done"
     service: str
     image: str
@@ -76,6 +105,8 @@ class BuildDone(Event):
 
 @dataclass(frozen=True)
 class Deployed(Event):
+    """A service's objects were applied."""
+
     kind: ClassVar[str] = "deploy"
     service: str
     image: str
@@ -84,6 +115,8 @@ class Deployed(Event):
 
 @dataclass(frozen=True)
 class Ready(Event):
+    """A service is up, with the URLs it answers on."""
+
     kind: ClassVar[str] = "ready"
     service: str
     urls: list[str] = field(default_factory=list)
@@ -91,6 +124,8 @@ class Ready(Event):
 
 @dataclass(frozen=True)
 class Restarted(Event):
+    """The process in a container was restarted after a sync."""
+
     kind: ClassVar[str] = "restart"
     service: str
     container: str
@@ -98,6 +133,8 @@ class Restarted(Event):
 
 @dataclass(frozen=True)
 class Log(Event):
+    """A line a service's container printed."""
+
     kind: ClassVar[str] = "log"
     service: str
     container: str
@@ -106,6 +143,8 @@ class Log(Event):
 
 @dataclass(frozen=True)
 class Info(Event):
+    """Something worth saying."""
+
     kind: ClassVar[str] = "info"
     message: str
     service: str | None = None
@@ -113,6 +152,8 @@ class Info(Event):
 
 @dataclass(frozen=True)
 class WarningEvent(Event):
+    """Something went wrong and devloop carried on."""
+
     kind: ClassVar[str] = "warning"
     message: str
     service: str | None = None
@@ -120,9 +161,63 @@ class WarningEvent(Event):
 
 @dataclass(frozen=True)
 class Error(Event):
+    """Something failed; the session goes on."""
+
     kind: ClassVar[str] = "error"
     message: str
     service: str | None = None
+
+
+@dataclass(frozen=True)
+class Fatal(Event):
+    """The command stopped: the message `error: ...` says on stderr, and the exit code."""
+
+    kind: ClassVar[str] = "fatal"
+    message: str
+    exit_code: int
+
+
+@dataclass(frozen=True)
+class CheckResult(Event):
+    """One `devloop doctor` check."""
+
+    kind: ClassVar[str] = "check"
+    name: str
+    status: str  # ok | fail | warn | skip
+    detail: str
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class BuildReport(Event):
+    """`devloop build`'s result: the same document `--report FILE` writes."""
+
+    kind: ClassVar[str] = "build_report"
+    version: int
+    services: dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class PlanReport(Event):
+    """`devloop plan`: the survey's document, its keys at the top level of the event."""
+
+    kind: ClassVar[str] = "plan"
+    open: ClassVar[bool] = True
+    plan: dict[str, Any]
+
+    def fields(self) -> dict[str, Any]:
+        return dict(self.plan)
+
+
+def event_types() -> list[type[Event]]:
+    """Every concrete event type, in definition order (the schema lists them so)."""
+    seen: list[type[Event]] = []
+    todo = list(Event.__subclasses__())
+    while todo:
+        cls = todo.pop(0)
+        seen.append(cls)
+        todo.extend(cls.__subclasses__())
+    return seen
 
 
 class Sink(Protocol):

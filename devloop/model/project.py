@@ -67,6 +67,7 @@ class Project:
     values: Mapping[str, Any]
     ignore: tuple[str, ...]
     services: Mapping[str, Service] = field(default_factory=dict)
+    keep_images: int = 3  # devloop-made tags kept per image
 
     def closure(self, names: Iterable[str]) -> tuple[str, ...]:
         """`names` and everything they require, dependencies first (all services if empty)."""

@@ -51,6 +51,8 @@ class Payload:
     files: int  # entries added
     deleted: int
     warnings: tuple[str, ...] = field(default=())
+    paths: tuple[str, ...] = field(default=())  # container paths: added, then deleted
+    content: int = 0  # bytes of the added files themselves (not of the tar around them)
 
     @property
     def empty(self) -> bool:
@@ -176,7 +178,7 @@ def encode(batch: Batch) -> Payload:
     warnings = list(batch.warnings)
     deletes = list(batch.deletes)
     buf = io.BytesIO()
-    added = 0
+    added, content, names = 0, 0, []
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for target, local in sorted(batch.adds.items()):
             try:
@@ -189,6 +191,8 @@ def encode(batch: Batch) -> Payload:
             info, data = entry
             tar.addfile(info, io.BytesIO(data) if data is not None else None)
             added += 1
+            content += len(data or b"")
+            names.append(target)
     for target in deletes:
         if "\n" in target or not posixpath.isabs(target):
             raise SyncError(
@@ -196,7 +200,9 @@ def encode(batch: Batch) -> Payload:
             )
     archive = buf.getvalue() if added else b""
     listing = "".join(t + "\n" for t in deletes).encode()
-    return Payload(listing, archive, added, len(deletes), tuple(warnings))
+    return Payload(
+        listing, archive, added, len(deletes), tuple(warnings), (*names, *deletes), content
+    )
 
 
 _Entry = tuple[tarfile.TarInfo, bytes | None]

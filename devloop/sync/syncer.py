@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Sequence
 
 from devloop.errors import DevloopError
-from devloop.model.events import Emit, Error, Restarted, SyncDone, WarningEvent
+from devloop.model.events import PATHS_SHOWN, Emit, Error, Restarted, SyncDone, WarningEvent
 from devloop.model.project import Service
 from devloop.runtime.base import Instance, Runtime
 from devloop.sync.channel import SyncUnavailable
@@ -117,7 +117,8 @@ class Syncer:
                         container=o.instance.name,
                         files=payload.files,
                         deleted=payload.deleted,
-                        bytes=payload.size,
+                        bytes=payload.content,
+                        paths=list(payload.paths[:PATHS_SHOWN]),
                         ms=round((time.monotonic() - first_seen) * 1000, 2),
                         replay=replay,
                     )

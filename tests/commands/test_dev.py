@@ -4,6 +4,7 @@ docker exec."""
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,6 +86,8 @@ def test_dev_loop_end_to_end(
         (root / "app/site/index.html").write_text("v2\n")
         done = dev.wait_event("sync", since=mark, service="web")
         assert done["files"] == 1 and done["ms"] > 0
+        # the file is named, and its size is the file's, not the tar's around it
+        assert (done["paths"], done["bytes"]) == (["/www/index.html"], 3), done
         eventually(lambda: _serves(f"{url}/index.html", "v2"), 10, what="v2 served")
         assert [c.id for c in _containers(docker_client, name)] == [container.id]
 
@@ -194,7 +197,25 @@ def test_unknown_service_is_a_usage_error(project: tuple[Path, str, int]) -> Non
     dev = DevProcess(root, "nope")
     assert dev.wait(60) == 2
     assert any("unknown service" in line for line in dev.stderr), dev.describe()
+    # a tool reading --output json learns why too, from stdout
+    assert [(e["event"], e["exit_code"]) for e in dev.events] == [("fatal", 2)], dev.describe()
     assert os.path.exists(root / "devloop.yaml")
+
+
+def test_a_port_clash_names_the_service_and_the_port(project: tuple[Path, str, int]) -> None:
+    root, _, port = project
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        dev = DevProcess(root)
+        try:
+            error = dev.wait_event("error", timeout=180)
+        finally:
+            dev.interrupt()
+    assert error["service"] == "web", dev.describe()
+    assert f"host port {port}" in error["message"], error
+    # nothing ran before: "the running version stays" would be untrue
+    assert "running version stays" not in error["message"], error
 
 
 NO_SHELL = """\

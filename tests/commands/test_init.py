@@ -3,6 +3,7 @@ explains."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -315,3 +316,15 @@ def test_init_on_the_two_service_sample_infers_requires_from_the_base_image_arg(
     assert project.services["frontend"].requires == ("base",)
     assert "api: requires base: it starts FROM ${BASE_IMAGE}" in out
     assert outcome(project, "api", "api.py") == ("/app/api.py",)
+
+
+def test_init_writes_the_editor_schema_its_modeline_points_at(devloop_project: Make) -> None:
+    proj = devloop_project({"web/Dockerfile": "FROM devloop/busybox\nCOPY . /app\n"})
+    _, out = init(proj)
+    assert "wrote .devloop.schema.json" in out
+    first = (proj.path / "devloop.yaml").read_text().splitlines()[0]
+    assert first == "# yaml-language-server: $schema=.devloop.schema.json"
+    written = json.loads((proj.path / ".devloop.schema.json").read_text())
+    assert written == json.loads(proj.run("schema").out)
+    # devloop's own file: a second init (with --force for devloop.yaml) rewrites it
+    assert proj.run("init", "--force").code == 0

@@ -13,6 +13,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from tests import event_schema
 from tests.devproc import DevProcess, free_port, http_get
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -40,12 +41,14 @@ def _write(root: Path, files: dict[str, str]) -> None:
 
 
 def _devloop(root: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "devloop", "-C", str(root), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+    event_schema.check_stream(done.stdout)
+    return done
 
 
 @pytest.fixture
@@ -191,3 +194,21 @@ def test_dev_on_a_subset_builds_only_it_and_its_requirements(
         )
         == []
     )
+
+
+def test_a_build_only_service_is_neither_deployed_nor_ready(tmp_path: Path, name: str) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app/Dockerfile").write_text('FROM devloop/busybox:latest\nCMD ["sleep", "600"]\n')
+    (tmp_path / "base.yaml.j2").write_text("# an image the others build from: nothing to run\n")
+    services = """\
+  base: {{image: devloop-test-run/{name}-base, context: app, manifests: [base.yaml.j2]}}
+  work: {{image: devloop-test-run/{name}-work, context: app, archetype: worker}}
+"""
+    (tmp_path / "devloop.yaml").write_text(_config(name, 0, services))
+    done = _devloop(tmp_path, "--output", "json", "run", timeout=300)
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    said = {(e["event"], e.get("service")) for e in events}
+    assert ("build_done", "base") in said or ("build_skipped", "base") in said
+    assert ("ready", "work") in said
+    assert ("deploy", "base") not in said and ("ready", "base") not in said

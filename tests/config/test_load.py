@@ -38,7 +38,7 @@ def test_unknown_key_names_line_column_path_and_suggests(devloop_project: Make) 
     proj = project(
         devloop_project,
         """\
-        # yaml-language-server: $schema=https://devloop.dev/schema/devloop.json
+        # yaml-language-server: $schema=.devloop.schema.json
         name: shop
         values:
           replicas: 1
@@ -73,7 +73,8 @@ def test_unknown_key_without_close_match_lists_allowed_keys(devloop_project: Mak
     assert_config_error(
         proj.run("render"),
         "devloop.yaml:2:1: unknown key 'flavour' "
-        "(allowed: ignore, kubernetes, name, profiles, registry, services, target, values)",
+        "(allowed: ignore, keep_images, kubernetes, name, profiles, registry, services, "
+        "target, values)",
     )
 
 

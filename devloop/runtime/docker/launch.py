@@ -138,6 +138,8 @@ class Launcher:
                 if not (supervised and _no_shell(exc)):
                     raise DeployError(
                         f"starting container {name} ({spec.image}) failed: {_explain(exc)}"
+                        + _port_hint(exc, spec),
+                        service=spec.service,
                     ) from exc
                 # no shell to supervise with: run the command itself (restarts
                 # then use Docker's restart API)
@@ -175,6 +177,17 @@ class Launcher:
 def _no_shell(exc: Exception) -> bool:
     text = _explain(exc)
     return "/bin/sh" in text and ("no such file" in text or "not found" in text)
+
+
+def _port_hint(exc: Exception, spec: ContainerSpec) -> str:
+    text = _explain(exc)
+    if "port is already allocated" not in text and "address already in use" not in text:
+        return ""
+    ports = ", ".join(str(p.local) for p in spec.publish)
+    return (
+        f" (host port {ports} of service {spec.service} is taken by another program or "
+        f"container: stop it, or change `ports:` in devloop.yaml)"
+    )
 
 
 def _explain(exc: Exception) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes import config as kubeconfig
 
+from tests import event_schema
 from tests.devproc import HTTPD_DOCKERFILE, DevProcess, eventually, free_port, http_get
 
 PART_OF = "app.kubernetes.io/part-of"
@@ -146,13 +147,15 @@ def devloop(
     root: Path, target: Target, *args: str, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     """`devloop --output json ARGS` in `root`, to completion."""
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "devloop", "-C", str(root), "--output", "json", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         env={**os.environ, **target.env},
     )
+    event_schema.check_stream(done.stdout)
+    return done
 
 
 def serves(url: str, text: str) -> bool:
