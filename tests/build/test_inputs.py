@@ -134,3 +134,29 @@ def test_dockerfile_edit_changes_the_inputs(project: Project) -> None:
     time.sleep(0.01)
     (project.root / "web.Dockerfile").write_text("FROM devloop/python:3\nCOPY . /app\n")
     assert cached_inputs(svc).reaches("README.md")
+
+
+def test_plan_shows_the_input_set_per_image(project: Project) -> None:
+    import json
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [sys.executable, "-m", "devloop", "-C", str(project.root), "--output", "json", "plan"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    inputs = json.loads(res.stdout)["inputs"]
+    assert inputs["web"]["globs"] == ["web", "requirements*.txt"]
+    assert inputs["web"]["files"] == 3  # web/app.py, web/templates/index.html, requirements.txt
+    assert inputs["api"]["files"] == 3
+    assert inputs["tool"]["whole_context"]
+    text = subprocess.run(
+        [sys.executable, "-m", "devloop", "-C", str(project.root), "plan"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "web: 3 file(s)" in text and "web, requirements*.txt" in text
