@@ -1,6 +1,6 @@
 """Save → file in container, end to end through the real `devloop dev --output json`.
 
-    /work/venv/bin/python bench/bench_e2e.py [--edits N]
+    /work/venv/bin/python bench/bench_e2e.py [--edits N] [--shared]
 
 Per edit: (a) the `sync` event's `ms` (first change seen → acknowledgement, as devloop
 reports it) and (b) the wall time from just before the write until a long-lived shell
@@ -95,10 +95,13 @@ def table(series: list[Series], where: str = "Docker") -> Table:
     return t
 
 
-def run_standalone(edits: int) -> list[Series]:
+def run_standalone(edits: int, shared: bool = False) -> list[Series]:
     client = docker.from_env(timeout=300)
     try:
-        with bench_project(client, "e2e") as proj, DevRun(client, proj) as run:
+        with (
+            bench_project(client, "e2e", shared=shared) as proj,
+            DevRun(client, proj, selector=_web(proj.name) if shared else ()) as run,
+        ):
             return measure(run, edits)
     finally:
         client.close()
@@ -107,8 +110,16 @@ def run_standalone(edits: int) -> list[Series]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--edits", type=int, default=200)
+    parser.add_argument(
+        "--shared", action="store_true", help="web shares its context with a second service"
+    )
     args = parser.parse_args()
-    print(table(run_standalone(args.edits)).text())
+    where = "Docker, shared context" if args.shared else "Docker"
+    print(table(run_standalone(args.edits, args.shared), where).text())
+
+
+def _web(name: str) -> list[str]:
+    return [f"app.kubernetes.io/part-of={name}", "devloop.dev/service=web"]
 
 
 if __name__ == "__main__":

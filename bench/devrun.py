@@ -48,6 +48,18 @@ services:
       - src: "site/**"
         dest: /www
 """
+# `--shared`: a second service in the same context with its own Dockerfile (compose's usual
+# layout); its image reaches only api/, so web's edits must not rebuild it.
+SHARED = """\
+  api:
+    image: devloop-bench/{name}-api
+    context: app
+    dockerfile: api.Dockerfile
+    archetype: web
+    ports: ["{api_port}:8080"]
+    values: {{probe_path: /index.html}}
+"""
+API_DOCKERFILE = DOCKERFILE.replace("COPY site /www", "COPY api /www")
 MULTI = 20  # files edited at once in the multi-file series
 POLL_SCRIPT = """\
 stop=$1; shift
@@ -77,7 +89,9 @@ class BenchProject:
 
 
 @contextlib.contextmanager
-def bench_project(client: docker.DockerClient, kind: str) -> Iterator[BenchProject]:
+def bench_project(
+    client: docker.DockerClient, kind: str, shared: bool = False
+) -> Iterator[BenchProject]:
     """The httpd project in a temporary directory; its containers, networks and images removed
     after."""
     name = f"bench{kind}{uuid.uuid4().hex[:6]}"
@@ -92,7 +106,13 @@ def bench_project(client: docker.DockerClient, kind: str) -> Iterator[BenchProje
         (app / rel).write_text("v0\n")
     (app / "README.md").write_text("outside the sync rules: a change rebuilds\n")
     (app / "notes.log").write_text("dockerignored: a change does nothing\n")
-    (tmp / "devloop.yaml").write_text(CONFIG.format(name=name, port=proj.port))
+    config = CONFIG.format(name=name, port=proj.port)
+    if shared:
+        (app / "api").mkdir()
+        (app / "api" / "index.html").write_text("api\n")
+        (app / "api.Dockerfile").write_text(API_DOCKERFILE)
+        config += SHARED.format(name=name, api_port=free_port())
+    (tmp / "devloop.yaml").write_text(config)
     try:
         yield proj
     finally:
@@ -106,8 +126,9 @@ def remove_objects(client: docker.DockerClient, name: str) -> None:
         c.remove(force=True)
     for n in client.networks.list(filters=label):
         n.remove()
-    for img in client.images.list(name=f"devloop-bench/{name}"):
-        client.images.remove(img.id, force=True)
+    for repo in (f"devloop-bench/{name}", f"devloop-bench/{name}-api"):
+        for img in client.images.list(name=repo):
+            client.images.remove(img.id, force=True)
 
 
 class DevRun:

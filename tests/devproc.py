@@ -29,6 +29,7 @@ HTTPD_DOCKERFILE = """\
 FROM devloop/busybox:latest
 COPY site /www
 COPY conf /conf
+COPY README.md /README.md
 EXPOSE 8080
 CMD ["sh", "-c", "cat /conf/message > /www/message.txt; echo $$-$RANDOM > /www/started.txt; echo serving; exec httpd -f -p 8080 -h /www"]
 """  # noqa: E501

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from devloop.build.inputs import cached_inputs
 from devloop.errors import BuildError
 from devloop.files.dockerignore import ContextFilter
 from devloop.model.project import Project, Service
@@ -55,10 +56,14 @@ CACHE = HashCache()
 
 
 def context_digest(svc: Service, cache: HashCache = CACHE) -> str:
-    """sha256 over path, type, exec bits and content of every file the daemon would see."""
+    """sha256 over path, type, exec bits and content of every file the daemon would see
+    and the Dockerfile can reach (its inputs)."""
     h = hashlib.sha256()
     root = str(svc.context)
+    inputs = cached_inputs(svc)
     for rel, st in ContextFilter(svc.context, svc.dockerfile).entries():
+        if not inputs.reaches(rel):
+            continue
         try:
             h.update(_entry(rel, os.path.join(root, rel), st, cache))
         except FileNotFoundError:  # removed while we walked: the next change batch will tell
@@ -105,7 +110,7 @@ def service_tag(
 ) -> str:
     """The tag for `svc`, given the full references of the images it requires."""
     h = hashlib.sha256()
-    h.update(b"devloop-tag-v1\0")
+    h.update(b"devloop-tag-v2\0")
     # the Dockerfile and .dockerignore always count, whatever .dockerignore says (as for
     # `docker build`)
     h.update(hashlib.sha256(_read(svc.dockerfile)).digest())

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from devloop import config
+from devloop.build.inputs import cached_inputs
 from devloop.commands.common import selected
 from devloop.errors import EXIT_OK
+from devloop.files.dockerignore import ContextFilter
 from devloop.model.events import PlanReport
+from devloop.model.project import Service
 from devloop.watch.survey import RuleSurvey, ServiceSurvey, Survey, survey
 
 
@@ -26,12 +30,45 @@ def run(
     """Print the plan for `services` (all when empty); nothing is built or started."""
     out = out or sys.stdout
     project = config.load(directory, profiles)
-    result = survey(project, selected(project, services))
+    names = selected(project, services)
+    result = survey(project, names)
+    inputs = {n: input_summary(project.services[n]) for n in project.closure(names)}
     if output == "json":
-        out.write(json.dumps(PlanReport(plan=result.as_dict()).payload()) + "\n")
+        doc = result.as_dict()
+        doc["inputs"] = inputs
+        out.write(json.dumps(PlanReport(plan=doc).payload()) + "\n")
     else:
         out.write(text(result))
+        out.write(_inputs_text(inputs))
     return EXIT_OK
+
+
+def input_summary(svc: Service) -> dict[str, Any]:
+    """The files `svc`'s image is built from: count, size, and the globs they come from."""
+    reach = cached_inputs(svc)
+    files = size = 0
+    for rel, st in ContextFilter(svc.context, svc.dockerfile).entries():
+        if stat.S_ISREG(st.st_mode) and reach.reaches(rel):
+            files += 1
+            size += st.st_size
+    return {
+        "files": files,
+        "bytes": size,
+        "globs": list(reach.patterns),
+        "whole_context": reach.why_whole or None,
+    }
+
+
+def _inputs_text(inputs: dict[str, dict[str, Any]]) -> str:
+    lines = ["", "image inputs (only these rebuild a service or change its tag):"]
+    for name, i in inputs.items():
+        where = (
+            f"the whole context ({i['whole_context']})"
+            if i["whole_context"]
+            else ", ".join(i["globs"]) or "nothing from the context"
+        )
+        lines.append(f"  {name}: {i['files']} file(s), {_size(i['bytes'])}: {where}")
+    return "\n".join(lines) + "\n"
 
 
 def text(s: Survey) -> str:

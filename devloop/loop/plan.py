@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devloop.build.inputs import InputSet
 from devloop.files.globs import glob_match
 from devloop.files.ignore import PathRules
 from devloop.model.changes import Change, ChangeBatch, ChangeKind
@@ -94,11 +95,13 @@ def plan(
     services: Iterable[str],
     batch: Iterable[Change],
     rules: PathRules,
+    inputs: Mapping[str, InputSet] | None = None,
 ) -> Plan:
     """Decide, for `services` and what they require, what each change in `batch` means.
 
     `rules` (whether a path counts, each context's .dockerignore) is built once by the
-    caller, so that this function does no I/O.
+    caller, so that this function does no I/O. `inputs` (service → the context paths its
+    Dockerfile can reach) limits what rebuilds it; without it, any file of the context does.
     """
     names = project.closure(services)
     latest = {c.path: c.kind for c in batch}  # the last word on a path wins
@@ -110,7 +113,8 @@ def plan(
         if path == project.config_path or not rules.counts(path):
             continue
         for name in names:
-            if per[name].take(project.services[name], rules, path, kind):
+            reach = inputs.get(name) if inputs is not None else None
+            if per[name].take(project.services[name], rules, path, kind, reach):
                 used.add(path)
     _cascade(project, names, per)
     ordered = tuple(p for n in names if (p := per[n].finish(n)) is not None)
@@ -150,7 +154,14 @@ class _Draft:
         self.because: list[str] = []
         self.templates: list[Path] = []
 
-    def take(self, svc: Service, rules: PathRules, path: Path, kind: ChangeKind) -> bool:
+    def take(
+        self,
+        svc: Service,
+        rules: PathRules,
+        path: Path,
+        kind: ChangeKind,
+        reach: InputSet | None = None,
+    ) -> bool:
         """Record what `path` means for `svc`; False when it means nothing to it."""
         if path in svc.manifests:
             self.templates.append(path)
@@ -170,6 +181,8 @@ class _Draft:
             return True
         if rules.excluded(svc.name, rel):
             return False
+        if reach is not None and not reach.reaches(rel):
+            return False  # no COPY/ADD of its Dockerfile can reach it
         self.rebuild.append(rel)
         return True
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from devloop import config
 from devloop.build.builder import Builder
+from devloop.build.inputs import InputSet, cached_inputs
 from devloop.errors import DeployError, DevloopError
 from devloop.files.ignore import PathRules
 from devloop.loop import plan
@@ -161,11 +162,19 @@ class Session:
 
     # -- changes -----------------------------------------------------------
 
+    def _inputs(self) -> dict[str, InputSet]:
+        """What each service's Dockerfile can reach (parsed again only when it changes)."""
+        return {
+            n: cached_inputs(self.project.services[n])
+            for n in self.project.closure(self.wanted)
+            if n in self.project.services
+        }
+
     def _on_changes(self, batch: ChangeBatch) -> None:
         self._emit(
             Changes(files=len(batch), paths=[_shown(self.project, c) for c in list(batch)[:5]])
         )
-        decided = plan.plan(self.project, self.wanted, batch, self._rules)
+        decided = plan.plan(self.project, self.wanted, batch, self._rules, self._inputs())
         rebuild: list[str] = []
         redeploy: list[str] = []
         if decided.reload:
@@ -175,7 +184,7 @@ class Session:
             rebuild += [s.name for s in replanned.services if s.rebuild]
             redeploy += [s.name for s in replanned.services if s.redeploy]
             decided = plan.plan(
-                self.project, self.wanted, batch, self._rules
+                self.project, self.wanted, batch, self._rules, self._inputs()
             )  # the rest of the batch
         if any(c.path.name == ".dockerignore" for c in batch):
             self._rules = PathRules(self.project, self.wanted)
