@@ -199,7 +199,7 @@ def _template_name(filename: str, own: str, shown: str) -> str:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, jinja2.sandbox.SecurityError):
+    if isinstance(exc, jinja2.exceptions.SecurityError):
         return f"not allowed in a template: {exc}"
     if isinstance(exc, jinja2.UndefinedError):
         return f"undefined value: {exc.message}"
