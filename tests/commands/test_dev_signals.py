@@ -1,0 +1,119 @@
+"""Signals to the real `devloop dev` process: cleanup first, then 128+N; nothing left behind."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from tests.devproc import HTTPD_DOCKERFILE, DevProcess, eventually, free_port
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+CONFIG = """\
+name: {name}
+services:
+  web:
+    image: devloop-test-dev/{name}
+    context: app
+    archetype: web
+    ports: ["{port}:8080"]
+    values: {{probe_path: /index.html}}
+    sync:
+      - src: "site/**"
+        dest: /www
+"""
+
+
+@pytest.fixture
+def project(
+    tmp_path: Path, docker_client: docker.DockerClient, base_image: str
+) -> Iterator[tuple[Path, str, int]]:
+    name = f"i13s{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    app = tmp_path / "app"
+    (app / "site").mkdir(parents=True)
+    (app / "conf").mkdir()
+    (app / "Dockerfile").write_text(HTTPD_DOCKERFILE)
+    (app / "site" / "index.html").write_text("v1\n")
+    (app / "conf" / "message").write_text("first\n")
+    (tmp_path / "devloop.yaml").write_text(CONFIG.format(name=name, port=port))
+    yield tmp_path, name, port
+    for c in docker_client.containers.list(
+        all=True, filters={"label": f"app.kubernetes.io/part-of={name}"}
+    ):
+        c.remove(force=True)
+    for n in docker_client.networks.list(filters={"label": f"app.kubernetes.io/part-of={name}"}):
+        n.remove()
+    for img in docker_client.images.list(name=f"devloop-test-dev/{name}"):
+        docker_client.images.remove(img.id, force=True)
+
+
+def left_behind(client: docker.DockerClient, name: str, port: int) -> list[str]:
+    """Containers, networks and a published port of the project still there."""
+    label = {"label": f"app.kubernetes.io/part-of={name}"}
+    found = [f"container {c.name}" for c in client.containers.list(all=True, filters=label)]
+    found += [f"network {n.name}" for n in client.networks.list(filters=label)]
+    with socket.socket() as s:
+        if s.connect_ex(("127.0.0.1", port)) == 0:
+            found.append(f"port {port}")
+    return found
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_term_and_hup_clean_up_then_exit_128_plus_n(
+    project: tuple[Path, str, int], docker_client: docker.DockerClient, signum: int, code: int
+) -> None:
+    root, name, port = project
+    dev = DevProcess(root)
+    dev.wait_event("ready", service="web", timeout=180)
+    assert left_behind(docker_client, name, port) != []
+    dev.proc.send_signal(signum)
+    assert dev.wait(60) == code, dev.describe()
+    assert left_behind(docker_client, name, port) == []
+
+
+def test_double_ctrl_c_leaves_nothing(
+    project: tuple[Path, str, int], docker_client: docker.DockerClient
+) -> None:
+    root, name, port = project
+    dev = DevProcess(root)
+    dev.wait_event("ready", service="web", timeout=180)
+    dev.proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    dev.proc.send_signal(signal.SIGINT)
+    assert dev.wait(60) == 130, dev.describe()
+    assert left_behind(docker_client, name, port) == []
+
+
+def test_ctrl_c_during_the_first_build_cancels_it(
+    project: tuple[Path, str, int], docker_client: docker.DockerClient
+) -> None:
+    root, name, port = project
+    marker = f"i13-slow-{uuid.uuid4().hex[:8]}"
+    (root / "app/Dockerfile").write_text(
+        HTTPD_DOCKERFILE.replace("COPY site /www", f"RUN sleep 120 # {marker}\nCOPY site /www")
+    )
+
+    def build_containers() -> list[str]:
+        return [
+            c.id
+            for c in docker_client.containers.list(all=True)
+            if marker in " ".join(c.attrs["Config"].get("Cmd") or [])
+        ]
+
+    dev = DevProcess(root)
+    eventually(build_containers, 120, what="the slow build step running")
+    started = time.monotonic()
+    dev.proc.send_signal(signal.SIGINT)
+    assert dev.wait(60) == 130, dev.describe()
+    assert time.monotonic() - started < 30  # not the 120 s the build step would take
+    assert not any(e.get("event") in ("deploy", "ready") for e in dev.events)
+    eventually(lambda: build_containers() == [], 30, what="the build container removed")
+    assert left_behind(docker_client, name, port) == []
