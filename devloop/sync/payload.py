@@ -5,7 +5,7 @@ A `Batch` maps local files to container paths and lists container paths to delet
 would land outside the rule's `dest`. `encode` reads the files once and produces a
 `Payload`: the newline-separated delete list and an uncompressed tar of the additions,
 framed for the agent by `Payload.frame`. Problems that affect one file (a symlink out of
-the context, a FIFO, a file that vanished) become warnings, never exceptions: the rest
+the context, a FIFO, a file that vanished or cannot be read) become warnings, never exceptions: the rest
 of the batch still syncs and the session reports them.
 """
 
@@ -212,6 +212,9 @@ def _entry(root: str, local: str, target: str, warnings: list[str]) -> _Entry | 
         st = os.lstat(local)
     except FileNotFoundError as exc:
         raise _Vanished(local) from exc
+    except PermissionError as exc:
+        warnings.append(_unreadable(local, exc))
+        return None
     info = tarfile.TarInfo(target.lstrip("/"))
     info.mode = stat.S_IMODE(st.st_mode)
     info.mtime = int(time.time())
@@ -230,7 +233,11 @@ def _entry(root: str, local: str, target: str, warnings: list[str]) -> _Entry | 
     if not stat.S_ISREG(st.st_mode):
         warnings.append(f"skipped {local}: sockets, FIFOs and devices are not synced")
         return None
-    data = _read(local)
+    try:
+        data = _read(local)
+    except PermissionError as exc:  # mode 000, another user's file: the rest still syncs
+        warnings.append(_unreadable(local, exc))
+        return None
     if data is None:
         raise _Vanished(local)
     info.size = len(data)
@@ -245,12 +252,18 @@ def _read(local: str) -> bytes | None:
         fd = os.open(local, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except (FileNotFoundError, NotADirectoryError):
         return None
+    except PermissionError:
+        raise
     except OSError as exc:
         raise SyncError(f"cannot read {local} to sync it: {exc.strerror}") from exc
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
         return f.read()
+
+
+def _unreadable(local: str, exc: OSError) -> str:
+    return f"skipped {local}: cannot read it ({exc.strerror}); it syncs once it is readable"
 
 
 def _link_inside(root: str, local: str) -> str | None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import io
 import os
+import shutil
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -175,3 +178,26 @@ def test_a_plan_with_two_rules_copies_one_file_to_both_places(tmp_path: Path) ->
 def test_an_empty_batch_encodes_to_an_empty_frame(tmp_path: Path) -> None:
     payload = sync.encode(sync.Batch({}, (), str(tmp_path)))
     assert payload.frame(1) == b"1 0 0\n"
+
+
+def test_an_unreadable_file_is_skipped_with_one_warning_and_the_rest_syncs() -> None:
+    # root reads mode-000 files: drop the filesystem uid (and so CAP_DAC_OVERRIDE) to a plain
+    # user's for the read, as for a developer's own session
+    libc = ctypes.CDLL(None, use_errno=True)
+    root = Path(tempfile.mkdtemp(prefix="i13-unreadable-"))
+    try:
+        root.chmod(0o755)
+        write(root, "app/ok.txt", "fine", mode=0o644)
+        secret = write(root, "app/secret.txt", "no", mode=0o000)
+        batch = sync.batch_for(service(root), RULE, ["app/ok.txt", "app/secret.txt"])
+        libc.setfsuid(65534)
+        try:
+            payload = sync.encode(batch)
+        finally:
+            libc.setfsuid(0)
+        assert list(members(payload)) == ["srv/app/ok.txt"]
+        assert payload.warnings == (
+            f"skipped {secret}: cannot read it (Permission denied); it syncs once it is readable",
+        )
+    finally:
+        shutil.rmtree(root)
