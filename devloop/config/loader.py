@@ -184,10 +184,11 @@ def _files(root: Path, svc: Service, raw: ServiceSpec) -> Iterator[tuple[Loc, st
     loc: Loc = ("services", svc.name)
     if not svc.context.is_dir():
         yield (*loc, "context"), f"context directory '{raw.context}' does not exist"
-    elif not svc.builder and not svc.dockerfile.is_relative_to(svc.context):
+    elif not svc.builder and not svc.dockerfile.is_relative_to(root):
+        # outside the context is fine (docker build -f), outside the project is not
         yield (
             (*loc, "dockerfile"),
-            f"Dockerfile '{raw.dockerfile}' is outside the build context '{raw.context}'",
+            f"Dockerfile '{raw.dockerfile}' is outside the project directory",
         )
     elif not svc.builder and not svc.dockerfile.is_file():
         yield (

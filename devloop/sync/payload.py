@@ -5,8 +5,8 @@ A `Batch` maps local files to container paths and lists container paths to delet
 would land outside the rule's `dest`. `encode` reads the files once and produces a
 `Payload`: the newline-separated delete list and an uncompressed tar of the additions,
 framed for the agent by `Payload.frame`. Problems that affect one file (a symlink out of
-the context, a FIFO, a file that vanished or cannot be read) become warnings, never exceptions: the rest
-of the batch still syncs and the session reports them.
+the context, a FIFO, a file that vanished or cannot be read) become warnings, never
+exceptions: the rest of the batch still syncs and the session reports them.
 """
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ class Batch:
     deletes: tuple[str, ...]
     root: str  # the build context: symlinks must point inside it
     warnings: tuple[str, ...] = ()
+    # container directories between a rule's dest and what is added: the agent removes any
+    # that is a symlink before extracting, so tar never writes through one (a local symlink
+    # since replaced by a directory)
+    guards: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.adds) + len(self.deletes)
@@ -106,6 +110,8 @@ def batch_for(
     adds: dict[str, str] = {}
     deletes: dict[str, None] = {}  # ordered set
     warnings: list[str] = []
+    guards: dict[str, None] = {}
+    dest = posixpath.normpath(rule.dest)
     for path in [*changed, *deleted]:
         local = os.path.abspath(os.path.join(root, path))
         try:
@@ -117,10 +123,23 @@ def batch_for(
         if os.path.lexists(local):
             adds[target] = local
             deletes.pop(target, None)
+            guards.update(dict.fromkeys(_between(dest, target)))
+            if os.path.isdir(local) and not os.path.islink(local):
+                guards[target] = None
         else:
             adds.pop(target, None)
             deletes[target] = None
-    return Batch(adds, tuple(deletes), root, tuple(warnings))
+    return Batch(adds, tuple(deletes), root, tuple(warnings), tuple(guards))
+
+
+def _between(dest: str, target: str) -> list[str]:
+    """The directories strictly between `dest` and `target`, outermost first."""
+    out = []
+    parent = posixpath.dirname(target)
+    while parent != dest and parent.startswith(dest.rstrip("/") + "/"):
+        out.append(parent)
+        parent = posixpath.dirname(parent)
+    return out[::-1]
 
 
 class PlannedSync(Protocol):
@@ -156,8 +175,10 @@ def merge(batches: Iterable[Batch]) -> Batch:
     adds: dict[str, str] = {}
     deletes: dict[str, None] = {}
     warnings: list[str] = []
+    guards: dict[str, None] = {}
     root = ""
     for b in batches:
+        guards.update(dict.fromkeys(b.guards))
         root = root or b.root
         if b.root != root:
             raise SyncError(f"cannot merge batches of two contexts: {root} and {b.root}")
@@ -168,13 +189,14 @@ def merge(batches: Iterable[Batch]) -> Batch:
             adds.pop(target, None)
             deletes[target] = None
         warnings.extend(b.warnings)
-    return Batch(adds, tuple(deletes), root, tuple(warnings))
+    return Batch(adds, tuple(deletes), root, tuple(warnings), tuple(guards))
 
 
 def encode(batch: Batch) -> Payload:
     """Read the batch's files and produce the agent's payload (the only step that reads files)."""
     warnings = list(batch.warnings)
     deletes = list(batch.deletes)
+    replaced: list[str] = []  # a symlink replaces whatever is there (a directory too)
     buf = io.BytesIO()
     added = 0
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -187,15 +209,20 @@ def encode(batch: Batch) -> Payload:
             if entry is None:
                 continue
             info, data = entry
+            if info.type == tarfile.SYMTYPE:
+                replaced.append(target)
             tar.addfile(info, io.BytesIO(data) if data is not None else None)
             added += 1
-    for target in deletes:
+    guards = sorted(set(batch.guards) - set(deletes), key=lambda g: g.count("/")) if added else []
+    for target in [*deletes, *guards]:
         if "\n" in target or not posixpath.isabs(target):
             raise SyncError(
                 f"cannot delete {target!r}: container paths must be absolute and on one line"
             )
     archive = buf.getvalue() if added else b""
-    listing = "".join(t + "\n" for t in deletes).encode()
+    # the agent's delete list: "?path" removes path only when it is a symlink
+    lines = [f"?{g}" for g in guards] + deletes + [t for t in replaced if t not in deletes]
+    listing = "".join(t + "\n" for t in lines).encode()
     return Payload(listing, archive, added, len(deletes), tuple(warnings))
 
 

@@ -685,9 +685,9 @@ def test_mapping_made_only_of_a_merge_key(devloop_project: Make) -> None:
             "6:24: services.web.ports[1]: local port 8080 is given twice",
         ),
         (
-            "dockerfile: ../Dockerfile",
-            "6:17: services.web.dockerfile: Dockerfile '../Dockerfile' is outside the build"
-            " context 'app'",
+            "dockerfile: ../../Dockerfile",
+            "6:17: services.web.dockerfile: Dockerfile '../../Dockerfile' is outside the project"
+            " directory",
         ),
     ],
 )
