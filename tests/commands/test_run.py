@@ -191,3 +191,24 @@ def test_dev_on_a_subset_builds_only_it_and_its_requirements(
         )
         == []
     )
+
+
+def test_a_template_error_stops_run_before_any_build(
+    tmp_path: Path, name: str, docker_client: docker.DockerClient
+) -> None:
+    _write(
+        tmp_path,
+        {
+            "devloop.yaml": f"name: {name}\nservices:\n  web:\n"
+            f"    image: devloop-test-run/{name}-web\n    context: web\n"
+            "    manifests: [k8s/web.yaml.j2]\n",
+            "web/Dockerfile": HTTPD,
+            "web/site/index.html": "x\n",
+            "k8s/web.yaml.j2": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\n"
+            "data: {a: '{{ values.nope }}'}\n",
+        },
+    )
+    result = _devloop(tmp_path, "run", "--timeout", "30")
+    assert result.returncode == 2, result.stderr
+    assert "k8s/web.yaml.j2:4: undefined value" in result.stderr
+    assert docker_client.images.list(name=f"devloop-test-run/{name}-web") == []
