@@ -16,10 +16,12 @@ from devloop.build.builder import Builder
 from devloop.clients.docker import connect
 from devloop.commands.common import new_session_id, selected
 from devloop.errors import EXIT_INTERRUPTED, EXIT_OK
+from devloop.loop.lock import SessionLock
 from devloop.loop.session import Session
+from devloop.model.events import Emit, Info
 from devloop.model.project import Project
 from devloop.output import sink
-from devloop.runtime.factory import open_runtime
+from devloop.runtime.factory import open_runtime, target_of
 
 
 def run(
@@ -34,6 +36,35 @@ def run(
     project = config.load(directory, profiles, kube_context=context)
     names = selected(project, services)
     emit = sink(output)
+    lock = _lock(project, context)
+    lock.acquire()
+    try:
+        return _run(project, names, emit, lock, keep=keep, context=context)
+    finally:
+        lock.release()
+
+
+def _lock(project: Project, context: str | None) -> SessionLock:
+    target = target_of(project, context)
+    where = (
+        f"{context or project.kube_context or 'current-context'}/{project.namespace}"
+        if target == "kubernetes"
+        else os.environ.get("DOCKER_HOST", "")
+    )
+    return SessionLock(project.name, target, where)
+
+
+def _run(
+    project: Project,
+    names: Sequence[str],
+    emit: Emit,
+    lock: SessionLock,
+    *,
+    keep: bool,
+    context: str | None,
+) -> int:
+    if note := lock.took_over():
+        emit(Info(message=note))
     client = connect()
     runtime = open_runtime(
         project, client, session=new_session_id(), dev=True, context_flag=context

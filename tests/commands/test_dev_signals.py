@@ -117,3 +117,38 @@ def test_ctrl_c_during_the_first_build_cancels_it(
     assert not any(e.get("event") in ("deploy", "ready") for e in dev.events)
     eventually(lambda: build_containers() == [], 30, what="the build container removed")
     assert left_behind(docker_client, name, port) == []
+
+
+def test_a_second_session_of_the_project_refuses_then_takes_over_from_a_dead_one(
+    project: tuple[Path, str, int], docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    root, name, _port = project
+    env = {"XDG_STATE_HOME": str(tmp_path / "state")}
+    first = DevProcess(root, env=env)
+    try:
+        first.wait_event("ready", service="web", timeout=180)
+        label = {"label": f"app.kubernetes.io/part-of={name}"}
+        before = [c.id for c in docker_client.containers.list(filters=label)]
+
+        second = DevProcess(root, env=env)
+        assert second.wait(60) == 1
+        assert second.stderr[-1].startswith(
+            f"error: another `devloop dev` of {name} on docker is running: "
+            f"pid {first.proc.pid}, since "
+        ), second.describe()
+        assert not any(e.get("event") == "build_started" for e in second.events)
+        assert [c.id for c in docker_client.containers.list(filters=label)] == before
+    finally:
+        first.proc.kill()  # gone without cleaning up
+        first.wait(30)
+
+    third = DevProcess(root, env=env)
+    try:
+        note = third.wait_event("info", timeout=60)
+        assert note["message"].startswith(
+            f"the previous `devloop dev` of {name} on docker (pid {first.proc.pid}, since "
+        )
+        assert note["message"].endswith("is gone: taking over its containers")
+        third.wait_event("ready", service="web", timeout=180)
+    finally:
+        assert third.interrupt() == 130
