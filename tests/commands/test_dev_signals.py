@@ -152,3 +152,26 @@ def test_a_second_session_of_the_project_refuses_then_takes_over_from_a_dead_one
         third.wait_event("ready", service="web", timeout=180)
     finally:
         assert third.interrupt() == 130
+
+
+def test_a_yaml_bomb_saved_during_dev_is_refused_and_the_loop_goes_on(
+    project: tuple[Path, str, int], tmp_path: Path
+) -> None:
+    root, _name, _port = project
+    dev = DevProcess(root, env={"XDG_STATE_HOME": str(tmp_path / "state")})
+    try:
+        dev.wait_event("ready", service="web", timeout=180)
+        config = (root / "devloop.yaml").read_text()
+        bomb = "".join(
+            f"x-{c}: &{c} [" + ", ".join([f"*{p}"] * 9 if p else ['"lol"'] * 9) + "]\n"
+            for p, c in zip(["", *"abcdefgh"], "abcdefghi", strict=True)
+        )
+        mark = dev.mark()
+        (root / "devloop.yaml").write_text(config + bomb)
+        err = dev.wait_event("error", since=mark, timeout=30)
+        assert "alias *" in err["message"] and "(a YAML bomb?)" in err["message"]
+        mark = dev.mark()
+        (root / "app/site/index.html").write_text("v2\n")
+        dev.wait_event("sync", since=mark, service="web", timeout=30)
+    finally:
+        assert dev.interrupt() == 130
