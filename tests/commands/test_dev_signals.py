@@ -102,10 +102,11 @@ def test_ctrl_c_during_the_first_build_cancels_it(
     )
 
     def build_containers() -> list[str]:
+        # one list call, no inspect per container: other tests' containers come and go
         return [
-            c.id
-            for c in docker_client.containers.list(all=True)
-            if marker in " ".join(c.attrs["Config"].get("Cmd") or [])
+            c["Id"]
+            for c in docker_client.api.containers(all=True)
+            if marker in str(c.get("Command", ""))
         ]
 
     dev = DevProcess(root)
