@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from devloop import config
 from devloop.build.builder import Builder
 from devloop.clients.docker import connect
 from devloop.commands.common import new_session_id, selected
 from devloop.errors import EXIT_INTERRUPTED, EXIT_OK
+from devloop.loop.lock import SessionLock
 from devloop.loop.session import Session
+from devloop.model.events import Emit, Info
 from devloop.model.project import Project
 from devloop.output import sink
-from devloop.runtime.factory import open_runtime
+from devloop.runtime.factory import open_runtime, target_of
 
 
 def run(
@@ -31,6 +36,35 @@ def run(
     project = config.load(directory, profiles, kube_context=context)
     names = selected(project, services)
     emit = sink(output)
+    lock = _lock(project, context)
+    lock.acquire()
+    try:
+        return _run(project, names, emit, lock, keep=keep, context=context)
+    finally:
+        lock.release()
+
+
+def _lock(project: Project, context: str | None) -> SessionLock:
+    target = target_of(project, context)
+    where = (
+        f"{context or project.kube_context or 'current-context'}/{project.namespace}"
+        if target == "kubernetes"
+        else os.environ.get("DOCKER_HOST", "")
+    )
+    return SessionLock(project.name, target, where)
+
+
+def _run(
+    project: Project,
+    names: Sequence[str],
+    emit: Emit,
+    lock: SessionLock,
+    *,
+    keep: bool,
+    context: str | None,
+) -> int:
+    if note := lock.took_over():
+        emit(Info(message=note))
     client = connect()
     runtime = open_runtime(
         project, client, session=new_session_id(), dev=True, context_flag=context
@@ -40,28 +74,81 @@ def run(
         return Builder(p, client, emit, target=runtime.images)
 
     session = Session(project, names, runtime, builder, emit)
-    interrupted = _on_signals(session.stop)
+    signals = _Signals(session.stop)
     try:
+        signals.install()
         session.start()
+        signals.started = True
         session.run()
+    except KeyboardInterrupt:
+        if not signals.received:
+            raise
     finally:
-        session.close(keep=keep)
-    return EXIT_INTERRUPTED if interrupted.is_set() else EXIT_OK
+        signals.shield()  # a second Ctrl-C (or TERM, HUP) must not cut the cleanup short
+        try:
+            session.close(keep=keep)
+        finally:
+            signals.restore()
+    if signals.received is not None and _builds_running():
+        # The Docker SDK cannot cancel a build call: leaving the process closes its socket,
+        # which makes the engine cancel the build and remove its container (forcerm).
+        # Waiting instead would hold Ctrl-C until the build's end (the pool's threads are
+        # joined at exit).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(signals.exit_code())
+    return signals.exit_code()
 
 
-def _on_signals(stop: threading.Event) -> threading.Event:
-    """Ctrl-C and SIGTERM only set state; the loop notices within one step. A second Ctrl-C
-    aborts."""
-    interrupted = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        return interrupted
+def _builds_running() -> bool:
+    return any(t.name.startswith("devloop-build") and t.is_alive() for t in threading.enumerate())
 
-    def handle(signum: int, frame: FrameType | None) -> None:
-        if signum == signal.SIGINT:
-            interrupted.set()
-        stop.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    signal.signal(signal.SIGINT, handle)
-    signal.signal(signal.SIGTERM, handle)
-    return interrupted
+class _Signals:
+    """Ctrl-C, SIGTERM and SIGHUP (terminal closed) all end the session with a cleanup.
+
+    Once the session runs they only set state (the loop notices within one step); during
+    the first build and deploy they abort it at once (the build's API call is abandoned).
+    Exit code: 128 + the first signal (130 INT, 143 TERM, 129 HUP), like other CLIs.
+    """
+
+    NUMS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.received: int | None = None
+        self.started = False
+        self._saved: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for num in self.NUMS:
+            self._saved[num] = signal.signal(num, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        first = self.received is None
+        if first:
+            self.received = signum
+        self.stop.set()
+        if not self.started or not first:
+            raise KeyboardInterrupt
+
+    def shield(self) -> None:
+        if self._saved:
+            for num in self.NUMS:
+                signal.signal(num, self._note)
+
+    def _note(self, signum: int, frame: FrameType | None) -> None:
+        if self.received is None:
+            self.received = signum
+        self.stop.set()
+
+    def restore(self) -> None:
+        for num, handler in self._saved.items():
+            signal.signal(num, handler)
+
+    def exit_code(self) -> int:
+        if self.received is None:
+            return EXIT_OK
+        return EXIT_INTERRUPTED if self.received == signal.SIGINT else 128 + self.received

@@ -28,6 +28,8 @@ def run(
 ) -> int:
     project = config.load(directory, profiles, kube_context=context)
     names = project.closure(selected(project, services))
+    # templates first, with placeholder image references: exit 2 means nothing was built
+    render(project, {n: f"{project.services[n].image}:placeholder" for n in names}, names)
     emit = sink(output)
     client = connect()
     runtime = open_runtime(

@@ -51,7 +51,7 @@ def translate(doc: Document, errors: Sequence[ErrorDetails], overlay: Loc = ()) 
     if kind == "missing":
         return _error(doc, loc, f"missing required key '{loc[-1]}'", parent=True)
     if is_key:
-        return _error(doc, loc, f"key '{loc[-1]}' {_pattern_text(err)}", parent=True)
+        return _error(doc, loc, f"key '{loc[-1]}' {_key_text(err)}", parent=True)
     return _error(doc, loc, _text(err))
 
 
@@ -100,10 +100,23 @@ def _error(doc: Document, loc: Loc, text: str, *, parent: bool = False) -> Confi
     return ConfigError(f"{display_path(doc.path)}:{pos.line}:{pos.column}: {prefix}{text}")
 
 
+def _key_text(err: ErrorDetails) -> str:
+    if err["type"] == "string_too_long":
+        return _too_long(err)
+    return _pattern_text(err)
+
+
+def _too_long(err: ErrorDetails) -> str:
+    most = (err.get("ctx") or {}).get("max_length")
+    return f"is {len(str(err.get('input')))} characters long, more than the {most} allowed"
+
+
 def _text(err: ErrorDetails) -> str:
     ctx = err.get("ctx") or {}
     if err["type"] == "string_pattern_mismatch":
         return f"{err.get('input')!r} {_pattern_text(err)}"
+    if err["type"] == "string_too_long":
+        return f"{err.get('input')!r} {_too_long(err)}"
     if err["type"] == "too_short" and ctx.get("min_length") == 1:
         return "must not be empty"
     msg = str(err["msg"]).removeprefix("Value error, ")

@@ -187,6 +187,12 @@ def _files(root: Path, svc: Service, raw: ServiceSpec) -> Iterator[tuple[Loc, st
     loc: Loc = ("services", svc.name)
     if not svc.context.is_dir():
         yield (*loc, "context"), f"context directory '{raw.context}' does not exist"
+    elif not svc.builder and not svc.dockerfile.is_relative_to(root):
+        # outside the context is fine (docker build -f), outside the project is not
+        yield (
+            (*loc, "dockerfile"),
+            f"Dockerfile '{raw.dockerfile}' is outside the project directory",
+        )
     elif not svc.builder and not svc.dockerfile.is_file():
         yield (
             (*loc, "dockerfile"),
@@ -224,10 +230,13 @@ def _duplicates(project: Project, spec: ConfigSpec) -> Iterator[tuple[Loc, str]]
             )
         images.setdefault(svc.image, name)
         for i, port in enumerate(svc.ports):
-            if port.local in ports and ports[port.local] != name:
+            if port.local in ports:
+                other = ports[port.local]
                 yield (
                     ("services", name, "ports", i),
-                    f"local port {port.local} is also used by service '{ports[port.local]}'",
+                    f"local port {port.local} is given twice"
+                    if other == name
+                    else f"local port {port.local} is also used by service '{other}'",
                 )
             ports.setdefault(port.local, name)
 

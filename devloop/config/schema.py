@@ -89,11 +89,22 @@ class SyncRuleSpec(_Strict):
             raise ValueError(f"then must be none, restart or {{exec: command}}, got {v!r}")
         return v
 
+    @field_validator("src")
+    @classmethod
+    def _inside(cls, v: str) -> str:
+        if v.startswith("/"):
+            raise ValueError(f"sync src must be relative to the build context, got {v!r}")
+        if ".." in v.replace("\\", "/").split("/"):
+            raise ValueError(f"sync src must stay inside the build context (no '..'), got {v!r}")
+        return v
+
     @field_validator("dest")
     @classmethod
     def _absolute(cls, v: str) -> str:
         if not v.startswith("/"):
             raise ValueError(f"sync dest must be an absolute path in the container, got {v!r}")
+        if any(c in v for c in "\n\r\0"):
+            raise ValueError(f"sync dest must not contain a line break or NUL, got {v!r}")
         return v
 
 

@@ -87,11 +87,25 @@ def load(path: Path, environ: Mapping[str, str] | None = None) -> Document:
         raise ConfigError(
             f"{display_path(path)}: no such file (run `devloop init` to write one)"
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, exc) from None
+    except OSError as exc:
         raise ConfigError(f"{display_path(path)}: cannot read: {exc}") from None
     doc = Document(path=path, data=None)
-    doc.data = _walk(_parse(path, text), (), doc, env)
+    doc.data = _Walker(doc, env).walk(_parse(path, text), ())
     return doc
+
+
+def _not_utf8(path: Path, exc: UnicodeDecodeError) -> ConfigError:
+    """`file:line:col: not UTF-8` with the column counted in characters, as an editor shows it."""
+    before = exc.object[: exc.start]
+    line = before.count(b"\n") + 1
+    start = before.rfind(b"\n") + 1
+    col = len(before[start:].decode("utf-8", errors="replace")) + 1
+    return ConfigError(
+        f"{display_path(path)}:{line}:{col}: not UTF-8: byte 0x{exc.object[exc.start]:02x}"
+        " cannot start or continue a character here (save the file as UTF-8)"
+    )
 
 
 def _parse(path: Path, text: str) -> Any:
@@ -113,31 +127,79 @@ def _parse(path: Path, text: str) -> Any:
         ) from None
 
 
-def _walk(node: Any, loc: Loc, doc: Document, env: Mapping[str, str]) -> Any:
-    if isinstance(node, CommentedMap):
+# Nodes an alias may bring in, all aliases together: far above any real devloop.yaml (a few
+# hundred nodes), far below what a "billion laughs" document expands to.
+ALIAS_BUDGET = 10_000
+
+
+class _Walker:
+    """Plain data out of the parsed tree; every node an alias repeats counts against a budget,
+    so a small file cannot expand into gigabytes (ruamel shares aliased nodes while parsing:
+    only this copy would blow up)."""
+
+    def __init__(self, doc: Document, env: Mapping[str, str]) -> None:
+        self.doc, self.env = doc, env
+        self.seen: set[int] = set()
+        self.expanded = 0
+        self.alias: Loc | None = None  # the outermost alias being expanded
+        self.anchor = ""
+
+    def walk(self, node: Any, loc: Loc) -> Any:
+        if not isinstance(node, CommentedMap | CommentedSeq):
+            return self._leaf(node, loc)
+        outer = self.alias
+        if id(node) in self.seen and outer is None:
+            self.alias = loc  # an alias: where it is written
+            self.anchor = getattr(node.anchor, "value", None) or ""
+        self.seen.add(id(node))
+        try:
+            return self._map(node, loc) if isinstance(node, CommentedMap) else self._seq(node, loc)
+        finally:
+            self.alias = outer
+
+    def _count(self) -> None:
+        if self.alias is None:
+            return
+        self.expanded += 1
+        if self.expanded > ALIAS_BUDGET:
+            # ruamel places an alias where its anchor is: name the key that holds the alias
+            alias = self.alias
+            key = next(alias[:n] for n in range(len(alias), 0, -1) if alias[:n] in self.doc.keys)
+            pos = self.doc.keys[key]
+            raise ConfigError(
+                f"{display_path(self.doc.path)}:{pos.line}:{pos.column}: {format_loc(alias)}: "
+                f"alias *{self.anchor} takes the document past {ALIAS_BUDGET} values"
+                " (a YAML bomb?): write the repeated part out or nest fewer aliases"
+            )
+
+    def _map(self, node: CommentedMap, loc: Loc) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in node.items():
+            self._count()
             sub = (*loc, str(key))
-            kpos, vpos = _positions(node, key)
-            doc.keys[sub], doc.values[sub] = kpos, vpos
-            out[str(key)] = _walk(value, sub, doc, env)
+            self.doc.keys[sub], self.doc.values[sub] = _positions(node, key)
+            out[str(key)] = self.walk(value, sub)
         return out
-    if isinstance(node, CommentedSeq):
+
+    def _seq(self, node: CommentedSeq, loc: Loc) -> list[Any]:
         items = []
         for i, value in enumerate(node):
+            self._count()
             line, col = node.lc.item(i)
-            doc.values[(*loc, i)] = Position(line + 1, col + 1)
-            items.append(_walk(value, (*loc, i), doc, env))
+            self.doc.values[(*loc, i)] = Position(line + 1, col + 1)
+            items.append(self.walk(value, (*loc, i)))
         return items
-    if isinstance(node, str):
-        return _interpolate(str(node), loc, doc, env)
-    return node
+
+    def _leaf(self, node: Any, loc: Loc) -> Any:
+        if isinstance(node, str):
+            return _interpolate(str(node), loc, self.doc, self.env)
+        return node
 
 
 def _positions(node: CommentedMap, key: Any) -> tuple[Position, Position]:
     """Where `key` and its value stand; a key merged in with `<<:` stands where it was written."""
     for source in _with_merged(node):
-        data = source.lc.data.get(key)
+        data = (source.lc.data or {}).get(key)  # None in a mapping made only of `<<:`
         if data:
             return Position(data[0] + 1, data[1] + 1), Position(data[2] + 1, data[3] + 1)
     here = Position(node.lc.line + 1, node.lc.col + 1)

@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import jinja2
+import jinja2.sandbox
 
 from devloop.errors import ConfigError, TemplateError
 from devloop.model.manifest import (
@@ -101,7 +102,10 @@ def _environment(root: Path) -> jinja2.Environment:
             jinja2.FileSystemLoader(str(root)),
         ]
     )
-    env = jinja2.Environment(
+    # Sandboxed: a template from an untrusted pull request rendered in CI must not reach
+    # Python internals (`cycler.__init__.__globals__.os`); FileSystemLoader keeps includes
+    # inside the project (no `..`).
+    env = jinja2.sandbox.SandboxedEnvironment(
         loader=loader,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -219,6 +223,8 @@ def _template_name(filename: str, own: str, shown: str) -> str:
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, jinja2.exceptions.SecurityError):
+        return f"not allowed in a template: {exc}"
     if isinstance(exc, jinja2.UndefinedError):
         return f"undefined value: {exc.message}"
     return f"{type(exc).__name__}: {exc}"

@@ -65,7 +65,11 @@ while IFS=' ' read -r seq dn tn; do
     IFS=$nl
     for path in $list; do
       IFS=' '
-      msg=$(rm -rf -- "$path" 2>&1) || out="$out${msg:-rm failed on $path}$nl"
+      case "$path" in
+        # a directory the batch writes into: never through a symlink (tar would follow it)
+        '?'*) path=${path#?}; if [ -L "$path" ]; then rm -f -- "$path" || out="$out""rm failed on $path$nl"; fi ;;
+        *) msg=$(rm -rf -- "$path" 2>&1) || out="$out${msg:-rm failed on $path}$nl" ;;
+      esac
     done
     IFS=' '
   fi

@@ -5,8 +5,8 @@ A `Batch` maps local files to container paths and lists container paths to delet
 would land outside the rule's `dest`. `encode` reads the files once and produces a
 `Payload`: the newline-separated delete list and an uncompressed tar of the additions,
 framed for the agent by `Payload.frame`. Problems that affect one file (a symlink out of
-the context, a FIFO, a file that vanished) become warnings, never exceptions: the rest
-of the batch still syncs and the session reports them.
+the context, a FIFO, a file that vanished or cannot be read) become warnings, never
+exceptions: the rest of the batch still syncs and the session reports them.
 """
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ class Batch:
     deletes: tuple[str, ...]
     root: str  # the build context: symlinks must point inside it
     warnings: tuple[str, ...] = ()
+    # container directories between a rule's dest and what is added: the agent removes any
+    # that is a symlink before extracting, so tar never writes through one (a local symlink
+    # since replaced by a directory)
+    guards: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.adds) + len(self.deletes)
@@ -108,6 +112,8 @@ def batch_for(
     adds: dict[str, str] = {}
     deletes: dict[str, None] = {}  # ordered set
     warnings: list[str] = []
+    guards: dict[str, None] = {}
+    dest = posixpath.normpath(rule.dest)
     for path in [*changed, *deleted]:
         local = os.path.abspath(os.path.join(root, path))
         try:
@@ -119,10 +125,23 @@ def batch_for(
         if os.path.lexists(local):
             adds[target] = local
             deletes.pop(target, None)
+            guards.update(dict.fromkeys(_between(dest, target)))
+            if os.path.isdir(local) and not os.path.islink(local):
+                guards[target] = None
         else:
             adds.pop(target, None)
             deletes[target] = None
-    return Batch(adds, tuple(deletes), root, tuple(warnings))
+    return Batch(adds, tuple(deletes), root, tuple(warnings), tuple(guards))
+
+
+def _between(dest: str, target: str) -> list[str]:
+    """The directories strictly between `dest` and `target`, outermost first."""
+    out = []
+    parent = posixpath.dirname(target)
+    while parent != dest and parent.startswith(dest.rstrip("/") + "/"):
+        out.append(parent)
+        parent = posixpath.dirname(parent)
+    return out[::-1]
 
 
 class PlannedSync(Protocol):
@@ -158,8 +177,10 @@ def merge(batches: Iterable[Batch]) -> Batch:
     adds: dict[str, str] = {}
     deletes: dict[str, None] = {}
     warnings: list[str] = []
+    guards: dict[str, None] = {}
     root = ""
     for b in batches:
+        guards.update(dict.fromkeys(b.guards))
         root = root or b.root
         if b.root != root:
             raise SyncError(f"cannot merge batches of two contexts: {root} and {b.root}")
@@ -170,13 +191,14 @@ def merge(batches: Iterable[Batch]) -> Batch:
             adds.pop(target, None)
             deletes[target] = None
         warnings.extend(b.warnings)
-    return Batch(adds, tuple(deletes), root, tuple(warnings))
+    return Batch(adds, tuple(deletes), root, tuple(warnings), tuple(guards))
 
 
 def encode(batch: Batch) -> Payload:
     """Read the batch's files and produce the agent's payload (the only step that reads files)."""
     warnings = list(batch.warnings)
     deletes = list(batch.deletes)
+    replaced: list[str] = []  # a symlink replaces whatever is there (a directory too)
     buf = io.BytesIO()
     added, content, names = 0, 0, []
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -189,17 +211,22 @@ def encode(batch: Batch) -> Payload:
             if entry is None:
                 continue
             info, data = entry
+            if info.type == tarfile.SYMTYPE:
+                replaced.append(target)
             tar.addfile(info, io.BytesIO(data) if data is not None else None)
             added += 1
             content += len(data or b"")
             names.append(target)
-    for target in deletes:
+    guards = sorted(set(batch.guards) - set(deletes), key=lambda g: g.count("/")) if added else []
+    for target in [*deletes, *guards]:
         if "\n" in target or not posixpath.isabs(target):
             raise SyncError(
                 f"cannot delete {target!r}: container paths must be absolute and on one line"
             )
     archive = buf.getvalue() if added else b""
-    listing = "".join(t + "\n" for t in deletes).encode()
+    # the agent's delete list: "?path" removes path only when it is a symlink
+    lines = [f"?{g}" for g in guards] + deletes + [t for t in replaced if t not in deletes]
+    listing = "".join(t + "\n" for t in lines).encode()
     return Payload(
         listing, archive, added, len(deletes), tuple(warnings), (*names, *deletes), content
     )
@@ -218,6 +245,9 @@ def _entry(root: str, local: str, target: str, warnings: list[str]) -> _Entry | 
         st = os.lstat(local)
     except FileNotFoundError as exc:
         raise _Vanished(local) from exc
+    except PermissionError as exc:
+        warnings.append(_unreadable(local, exc))
+        return None
     info = tarfile.TarInfo(target.lstrip("/"))
     info.mode = stat.S_IMODE(st.st_mode)
     info.mtime = int(time.time())
@@ -236,7 +266,11 @@ def _entry(root: str, local: str, target: str, warnings: list[str]) -> _Entry | 
     if not stat.S_ISREG(st.st_mode):
         warnings.append(f"skipped {local}: sockets, FIFOs and devices are not synced")
         return None
-    data = _read(local)
+    try:
+        data = _read(local)
+    except PermissionError as exc:  # mode 000, another user's file: the rest still syncs
+        warnings.append(_unreadable(local, exc))
+        return None
     if data is None:
         raise _Vanished(local)
     info.size = len(data)
@@ -251,12 +285,18 @@ def _read(local: str) -> bytes | None:
         fd = os.open(local, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except (FileNotFoundError, NotADirectoryError):
         return None
+    except PermissionError:
+        raise
     except OSError as exc:
         raise SyncError(f"cannot read {local} to sync it: {exc.strerror}") from exc
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
         return f.read()
+
+
+def _unreadable(local: str, exc: OSError) -> str:
+    return f"skipped {local}: cannot read it ({exc.strerror}); it syncs once it is readable"
 
 
 def _link_inside(root: str, local: str) -> str | None:

@@ -212,3 +212,24 @@ def test_a_build_only_service_is_neither_deployed_nor_ready(tmp_path: Path, name
     assert ("build_done", "base") in said or ("build_skipped", "base") in said
     assert ("ready", "work") in said
     assert ("deploy", "base") not in said and ("ready", "base") not in said
+
+
+def test_a_template_error_stops_run_before_any_build(
+    tmp_path: Path, name: str, docker_client: docker.DockerClient
+) -> None:
+    _write(
+        tmp_path,
+        {
+            "devloop.yaml": f"name: {name}\nservices:\n  web:\n"
+            f"    image: devloop-test-run/{name}-web\n    context: web\n"
+            "    manifests: [k8s/web.yaml.j2]\n",
+            "web/Dockerfile": HTTPD,
+            "web/site/index.html": "x\n",
+            "k8s/web.yaml.j2": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\n"
+            "data: {a: '{{ values.nope }}'}\n",
+        },
+    )
+    result = _devloop(tmp_path, "run", "--timeout", "30")
+    assert result.returncode == 2, result.stderr
+    assert "k8s/web.yaml.j2:4: undefined value" in result.stderr
+    assert docker_client.images.list(name=f"devloop-test-run/{name}-web") == []

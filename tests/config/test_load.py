@@ -621,3 +621,107 @@ def test_bad_config_builds_nothing(
     finally:
         for image in docker_client.images.list(name=repo):
             docker_client.images.remove(image.id, force=True)
+
+
+BOMB = """\
+name: shop
+services:
+  web: {image: shop/web, context: app}
+x-a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+x-b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+x-c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+x-d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+x-e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+x-f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+x-g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+x-h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+x-i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+"""
+
+
+def test_yaml_bomb_is_refused_at_the_alias(devloop_project: Make) -> None:
+    proj = project(devloop_project, BOMB)
+    assert_config_error(
+        proj.run("render"),
+        "devloop.yaml:8:1: x-e[0]: alias *d takes the document past 10000 values (a YAML bomb?):"
+        " write the repeated part out or nest fewer aliases",
+    )
+
+
+def test_mapping_made_only_of_a_merge_key(devloop_project: Make) -> None:
+    proj = project(
+        devloop_project,
+        """\
+        name: shop
+        x-svc: &svc {image: shop/web, context: app}
+        services:
+          web: {<<: *svc}
+        """,
+    )
+    result = proj.run("render")
+    assert (result.code, result.err) == (0, "")
+    assert "image: shop/web:" in result.out
+
+
+@pytest.mark.parametrize(
+    ("line", "shown"),
+    [
+        (
+            'sync: [{src: "../x/**", dest: /app}]',
+            "6:18: services.web.sync[0].src: sync src must stay inside the build context (no '..'),"
+            " got '../x/**'",
+        ),
+        (
+            'sync: [{src: "/etc/**", dest: /app}]',
+            "6:18: services.web.sync[0].src: sync src must be relative to the build context,"
+            " got '/etc/**'",
+        ),
+        (
+            'sync: [{src: "*", dest: "/app\\nx"}]',
+            "6:29: services.web.sync[0].dest: sync dest must not contain a line break or NUL,"
+            " got '/app\\nx'",
+        ),
+        (
+            'ports: ["8080:80", "8080:81"]',
+            "6:24: services.web.ports[1]: local port 8080 is given twice",
+        ),
+        (
+            "dockerfile: ../../Dockerfile",
+            "6:17: services.web.dockerfile: Dockerfile '../../Dockerfile' is outside the project"
+            " directory",
+        ),
+    ],
+)
+def test_config_edges_are_errors(devloop_project: Make, line: str, shown: str) -> None:
+    proj = project(
+        devloop_project,
+        f"name: shop\nservices:\n  web:\n    image: shop/web\n    context: app\n    {line}\n",
+        Dockerfile=DOCKERFILE,
+    )
+    assert_config_error(proj.run("render"), f"devloop.yaml:{shown}")
+
+
+def test_long_service_name_message_is_whole(devloop_project: Make) -> None:
+    name = "a" * 70
+    proj = project(
+        devloop_project, f"name: shop\nservices:\n  {name}: {{image: shop/web, context: app}}\n"
+    )
+    assert_config_error(
+        proj.run("render"),
+        f"devloop.yaml:3:3: services: key '{name}' is 70 characters long, more than the 63 allowed",
+    )
+
+
+def test_not_utf8_gives_line_and_column(devloop_project: Make) -> None:
+    proj = devloop_project(
+        {
+            "devloop.yaml": b"name: shop\n# caf\xe9\n"
+            b"services:\n  web: {image: shop/web, context: app}\n",
+            "app/Dockerfile": DOCKERFILE,
+        }
+    )
+    assert_config_error(
+        proj.run("render"),
+        "devloop.yaml:2:6: not UTF-8: byte 0xe9 cannot start or continue a character here"
+        " (save the file as UTF-8)",
+    )

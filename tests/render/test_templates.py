@@ -420,3 +420,28 @@ def test_build_report_pins_digests(devloop_project: Make) -> None:
     broken = proj.run("render", "--build-report", "report.json")
     assert (broken.code, broken.out) == (1, "")
     assert broken.err.startswith("error: report.json: not a devloop build report")
+
+
+def test_templates_are_sandboxed(devloop_project: Make, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    template = (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata:\n"
+        f"  a: \"{{{{ cycler.__init__.__globals__.os.popen('touch {marker}').read() }}}}\"\n"
+    )
+    result = with_template(devloop_project, template).run("render")
+    assert (result.code, result.out) == (2, "")
+    assert result.err.startswith("error: k8s/app.yaml.j2:5: ")
+    assert "unsafe" in result.err
+    assert not marker.exists()
+
+
+def test_includes_stay_inside_the_project(devloop_project: Make, tmp_path: Path) -> None:
+    template = (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata:\n"
+        "{% include '../outside.j2' %}\n"
+    )
+    (tmp_path / "outside.j2").write_text("  secret: x\n")
+    assert_template_error(
+        with_template(devloop_project, template).run("render"),
+        "k8s/app.yaml.j2: template '../outside.j2' not found",
+    )

@@ -136,3 +136,45 @@ def test_a_batch_of_2000_files_lands_exactly(tmp_path: Path, boxes: Callable[...
         n.removeprefix("app/"): hashlib.md5((tmp_path / n).read_bytes()).hexdigest() for n in names
     }
     assert remote == local
+
+
+def test_a_symlink_replaced_by_a_directory_never_writes_outside_dest(
+    tmp_path: Path, boxes: Callable[..., Box]
+) -> None:
+    box = boxes()
+    channel = box.channel()
+    write(tmp_path, "app/keep.txt", "keep")
+    (tmp_path / "app/esc2").symlink_to("..")
+    channel.apply(payload(tmp_path, ["app/keep.txt", "app/esc2"]))
+    assert box.sh("readlink /srv/app/esc2")[1] == "..\n"
+
+    # the link becomes a directory with a file: it must land in /srv/app/esc2, not /srv
+    (tmp_path / "app/esc2").unlink()
+    write(tmp_path, "app/esc2/x.txt", "inside")
+    channel.apply(payload(tmp_path, ["app/esc2", "app/esc2/x.txt"]))
+    assert box.sh("test -L /srv/app/esc2 || test -d /srv/app/esc2")[0] == 0
+    assert box.sh("test -L /srv/app/esc2")[0] != 0
+    assert box.cat("/srv/app/esc2/x.txt") == "inside"
+    assert box.sh("test -e /srv/x.txt")[0] != 0
+
+    # a file alone under a directory that is (still) a symlink in the container
+    box.sh("rm -rf /srv/app/esc3 && ln -s / /srv/app/esc3")
+    write(tmp_path, "app/esc3/y.txt", "y")
+    channel.apply(payload(tmp_path, ["app/esc3/y.txt"]))
+    assert box.sh("test -e /y.txt")[0] != 0
+    assert box.cat("/srv/app/esc3/y.txt") == "y"
+
+
+def test_a_directory_replaced_by_a_symlink(tmp_path: Path, boxes: Callable[..., Box]) -> None:
+    box = boxes()
+    channel = box.channel()
+    write(tmp_path, "app/target/t.txt", "t")
+    write(tmp_path, "app/sub/old.txt", "old")
+    channel.apply(payload(tmp_path, ["app/target/t.txt", "app/sub/old.txt"]))
+    (tmp_path / "app/sub/old.txt").unlink()
+    (tmp_path / "app/sub").rmdir()
+    (tmp_path / "app/sub").symlink_to("target")
+    channel.apply(payload(tmp_path, ["app/sub", "app/sub/old.txt"]))
+    assert box.sh("readlink /srv/app/sub")[1] == "target\n"
+    assert box.cat("/srv/app/sub/t.txt") == "t"
+    assert box.cat("/srv/app/target/t.txt") == "t"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import io
 import os
+import shutil
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -47,7 +50,9 @@ def test_changed_files_map_under_dest_with_modes_and_content(tmp_path: Path) -> 
     assert got["srv/app/bin/run.sh"].mode == 0o755
     assert got["srv/app/main.py"].mode == 0o644
     assert (payload.files, payload.deleted, payload.warnings) == (2, 0, ())
-    assert payload.frame(7).startswith(f"7 0 {len(payload.archive)}\n".encode())
+    # the directory between dest and run.sh must not be a symlink in the container
+    assert payload.deletes == b"?/srv/app/bin\n"
+    assert payload.frame(7).startswith(f"7 14 {len(payload.archive)}\n?/srv/app/bin\n".encode())
 
 
 def test_paths_gone_from_disk_become_deletes_whichever_list_they_came_in(tmp_path: Path) -> None:
@@ -175,3 +180,26 @@ def test_a_plan_with_two_rules_copies_one_file_to_both_places(tmp_path: Path) ->
 def test_an_empty_batch_encodes_to_an_empty_frame(tmp_path: Path) -> None:
     payload = sync.encode(sync.Batch({}, (), str(tmp_path)))
     assert payload.frame(1) == b"1 0 0\n"
+
+
+def test_an_unreadable_file_is_skipped_with_one_warning_and_the_rest_syncs() -> None:
+    # root reads mode-000 files: drop the filesystem uid (and so CAP_DAC_OVERRIDE) to a plain
+    # user's for the read, as for a developer's own session
+    libc = ctypes.CDLL(None, use_errno=True)
+    root = Path(tempfile.mkdtemp(prefix="i13-unreadable-"))
+    try:
+        root.chmod(0o755)
+        write(root, "app/ok.txt", "fine", mode=0o644)
+        secret = write(root, "app/secret.txt", "no", mode=0o000)
+        batch = sync.batch_for(service(root), RULE, ["app/ok.txt", "app/secret.txt"])
+        libc.setfsuid(65534)
+        try:
+            payload = sync.encode(batch)
+        finally:
+            libc.setfsuid(0)
+        assert list(members(payload)) == ["srv/app/ok.txt"]
+        assert payload.warnings == (
+            f"skipped {secret}: cannot read it (Permission denied); it syncs once it is readable",
+        )
+    finally:
+        shutil.rmtree(root)
