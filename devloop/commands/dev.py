@@ -17,6 +17,7 @@ from devloop.loop.session import Session
 from devloop.model.project import Project
 from devloop.output import sink
 from devloop.runtime.factory import open_runtime
+from devloop.watch.choice import watcher_factory
 
 
 def run(
@@ -27,6 +28,7 @@ def run(
     output: str = "text",
     keep: bool = False,
     context: str | None = None,
+    watcher: str = "auto",
 ) -> int:
     project = config.load(directory, profiles, kube_context=context)
     names = selected(project, services)
@@ -39,7 +41,9 @@ def run(
     def builder(p: Project) -> Builder:
         return Builder(p, client, emit, target=runtime.images)
 
-    session = Session(project, names, runtime, builder, emit)
+    session = Session(
+        project, names, runtime, builder, emit, watcher_factory=watcher_factory(watcher)
+    )
     interrupted = _on_signals(session.stop)
     try:
         session.start()
