@@ -25,6 +25,7 @@ WATCHERS = {"inotify": InotifyWatcher, "watchfiles": Watcher}
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
+
 CONFIG = """\
 name: watched
 ignore: ["scratch"]
