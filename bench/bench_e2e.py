@@ -11,6 +11,7 @@ Targets on the Docker target: p50 ≤ 25 ms and p95 ≤ 60 ms for one file.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -95,10 +96,11 @@ def table(series: list[Series], where: str = "Docker") -> Table:
     return t
 
 
-def run_standalone(edits: int) -> list[Series]:
+def run_standalone(edits: int, watcher: str = "auto") -> list[Series]:
     client = docker.from_env(timeout=300)
+    env = {"DEVLOOP_WATCHER": watcher}
     try:
-        with bench_project(client, "e2e") as proj, DevRun(client, proj) as run:
+        with bench_project(client, "e2e") as proj, DevRun(client, proj, env=env) as run:
             return measure(run, edits)
     finally:
         client.close()
@@ -107,8 +109,27 @@ def run_standalone(edits: int) -> list[Series]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--edits", type=int, default=200)
+    parser.add_argument(
+        "--watcher",
+        action="append",
+        choices=["inotify", "watchfiles"],
+        help="repeatable; default: both, side by side in this run",
+    )
     args = parser.parse_args()
-    print(table(run_standalone(args.edits)).text())
+    ones: dict[str, Series] = {}
+    for watcher in args.watcher or ["inotify", "watchfiles"]:
+        load = os.getloadavg()
+        series = run_standalone(args.edits, watcher)
+        ones[watcher] = series[0]
+        print(table(series, f"Docker, watcher {watcher}").text())
+        print(f"load average before {load}, after {os.getloadavg()} (a shared machine)\n")
+    if len(ones) == 2:
+        new, old = (Stats.of(ones[w].visible_ms) for w in ("inotify", "watchfiles"))
+        print(
+            f"write → visible, 1 file: inotify p50 {new.p50:.1f} / p95 {new.p95:.1f} ms; "
+            f"watchfiles p50 {old.p50:.1f} / p95 {old.p95:.1f} ms; "
+            f"ratio p50 {old.p50 / new.p50:.2f}x, p95 {old.p95 / new.p95:.2f}x"
+        )
 
 
 if __name__ == "__main__":
