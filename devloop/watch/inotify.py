@@ -52,6 +52,7 @@ _CREATE_GRACE_S = 0.02
 # A vim-style save renames the file away and writes a new one: a lone disappearance waits this
 # long for its reappearance, so the container never sees the file missing.
 _DELETE_GRACE_S = 0.005
+_CLOCK_MARGIN_NS = 50_000_000
 _Stat = tuple[int, int, int]
 
 
@@ -78,9 +79,11 @@ class InotifyWatcher:
             raise WatchError(f"could not open inotify: {exc}") from exc
         self._wake_r, self._wake_w = os.pipe()
         self._closed = False
+        # file timestamps come from a coarse clock: a margin so no change after this is missed
+        self._watched_at_ns = time.time_ns() - _CLOCK_MARGIN_NS
         for d in self.watch_roots.dirs:
             self._watch(d)
-            self._snapshot_dir(d)
+        self._snapshot_pending = True
         threading.Thread(target=self._wake_on_stop, name="devloop-watch-stop", daemon=True).start()
         self.ms = (time.perf_counter() - started) * 1000
 
@@ -108,6 +111,7 @@ class InotifyWatcher:
 
     def __iter__(self) -> Iterator[ChangeBatch]:
         try:
+            self.snapshot()
             while not self._stop.is_set():
                 if not self._wait(None):
                     break
@@ -207,13 +211,14 @@ class InotifyWatcher:
         changes: dict[str, ChangeKind] = {}
         for d in _outermost(rescan, self._flat):
             self._rescan(d, changes)
-        for path, _mask in touched.items():
+        for path, mask in touched.items():
             if path in changes or not self._rules.counts(path):
                 continue
             try:
                 st = os.lstat(path)
             except FileNotFoundError:
-                if self._known.pop(path, None) is not None:
+                known = self._known.pop(path, None) is not None
+                if known or not mask & (F.CREATE | F.MOVED_TO):  # not a temp file's life
                     changes[path] = "deleted"
                 continue
             except OSError:
@@ -223,7 +228,8 @@ class InotifyWatcher:
                 continue
             before = self._known.get(path)
             self._known[path] = _stat_of(st)
-            changes[path] = "added" if before is None else "modified"
+            new = before is None and mask & (F.CREATE | F.MOVED_TO)
+            changes[path] = "added" if new else "modified"
         return [Change(k, Path(p)) for p, k in sorted(changes.items())]
 
     def _rescan(self, d: str, changes: dict[str, ChangeKind]) -> None:
@@ -233,14 +239,16 @@ class InotifyWatcher:
         scanned: set[str] = set()
         self._walk(d, now, scanned)
         prefix = d + os.sep
+        counts = self._rules.counts
         for p in [p for p in self._known if p.startswith(prefix) or p == d]:
             parent = os.path.dirname(p)
             if p not in now and (parent in scanned or not os.path.isdir(parent)):
                 del self._known[p]
-                changes[p] = "deleted"
+                if counts(p):
+                    changes[p] = "deleted"
         for p, st in now.items():
             before = self._known.get(p)
-            if before != st:
+            if before != st and counts(p):
                 changes[p] = "added" if before is None else "modified"
             self._known[p] = st
         if not os.path.isdir(d) and self._owned(d) and self._rules.counts(d):
@@ -272,7 +280,7 @@ class InotifyWatcher:
                 if e.is_dir(follow_symlinks=False):
                     if not flat or self._rules.top_of(e.path + os.sep) is not None:
                         self._walk(e.path, out, scanned)
-                elif self._rules.counts(e.path):
+                else:  # whether it counts is asked only of what changed
                     out[e.path] = _stat_of(e.stat(follow_symlinks=False))
             except OSError:
                 continue
@@ -294,16 +302,29 @@ class InotifyWatcher:
         self._dir_wd[d] = wd
         return True
 
+    def snapshot(self) -> None:
+        """Record what every watched directory holds, once. Taken when iteration starts, after
+        the watches are in place (the kernel queues whatever happens meanwhile, so nothing is
+        lost), so that 100k lstat calls do not delay watching."""
+        if self._snapshot_pending:
+            self._snapshot_pending = False
+            for d in list(self._dir_wd):
+                self._snapshot_dir(d)
+
     def _snapshot_dir(self, d: str) -> None:
-        """What is in `d` now (files only), the base of later diffs."""
+        """What is in `d` now (files only, counting or not), the base of later diffs."""
         try:
             with os.scandir(d) as it:
                 for e in it:
-                    if not e.is_dir(follow_symlinks=False) and self._rules.counts(e.path):
+                    if not e.is_dir(follow_symlinks=False):
                         try:
-                            self._known[e.path] = _stat_of(e.stat(follow_symlinks=False))
+                            st = e.stat(follow_symlinks=False)
                         except OSError:
                             continue
+                        # changed since the watches were placed: its events may be lost to an
+                        # overflow, so leave it unknown and a rescan reports it
+                        if max(st.st_mtime_ns, st.st_ctime_ns) < self._watched_at_ns:
+                            self._known[e.path] = _stat_of(st)
         except OSError:
             return
 
