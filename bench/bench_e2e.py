@@ -11,6 +11,7 @@ Targets on the Docker target: p50 ≤ 25 ms and p95 ≤ 60 ms for one file.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -95,12 +96,13 @@ def table(series: list[Series], where: str = "Docker") -> Table:
     return t
 
 
-def run_standalone(edits: int, shared: bool = False) -> list[Series]:
+def run_standalone(edits: int, shared: bool = False, watcher: str = "auto") -> list[Series]:
     client = docker.from_env(timeout=300)
+    env = {"DEVLOOP_WATCHER": watcher}
     try:
         with (
             bench_project(client, "e2e", shared=shared) as proj,
-            DevRun(client, proj, selector=_web(proj.name) if shared else ()) as run,
+            DevRun(client, proj, selector=_web(proj.name) if shared else (), env=env) as run,
         ):
             return measure(run, edits)
     finally:
@@ -113,9 +115,28 @@ def main() -> None:
     parser.add_argument(
         "--shared", action="store_true", help="web shares its context with a second service"
     )
+    parser.add_argument(
+        "--watcher",
+        action="append",
+        choices=["inotify", "watchfiles"],
+        help="repeatable; default: both, side by side in this run",
+    )
     args = parser.parse_args()
-    where = "Docker, shared context" if args.shared else "Docker"
-    print(table(run_standalone(args.edits, args.shared), where).text())
+    ones: dict[str, Series] = {}
+    for watcher in args.watcher or ["inotify", "watchfiles"]:
+        load = os.getloadavg()
+        series = run_standalone(args.edits, args.shared, watcher)
+        ones[watcher] = series[0]
+        where = "Docker, shared context" if args.shared else "Docker"
+        print(table(series, f"{where}, watcher {watcher}").text())
+        print(f"load average before {load}, after {os.getloadavg()} (a shared machine)\n")
+    if len(ones) == 2:
+        new, old = (Stats.of(ones[w].visible_ms) for w in ("inotify", "watchfiles"))
+        print(
+            f"write → visible, 1 file: inotify p50 {new.p50:.1f} / p95 {new.p95:.1f} ms; "
+            f"watchfiles p50 {old.p50:.1f} / p95 {old.p95:.1f} ms; "
+            f"ratio p50 {old.p50 / new.p50:.2f}x, p95 {old.p95 / new.p95:.2f}x"
+        )
 
 
 def _web(name: str) -> list[str]:

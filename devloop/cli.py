@@ -280,6 +280,14 @@ def _context_option(f: Callable[..., Any]) -> Callable[..., Any]:
 @_context_option
 @click.option("--keep", is_flag=True, help="Leave the containers running on exit.")
 @click.option(
+    "--watcher",
+    type=click.Choice(["auto", "inotify", "watchfiles"]),
+    default="auto",
+    show_default=True,
+    envvar="DEVLOOP_WATCHER",
+    help="auto: inotify read directly on Linux, watchfiles elsewhere.",
+)
+@click.option(
     "--plan",
     "show_plan",
     is_flag=True,
@@ -293,6 +301,7 @@ def dev(
     fmt: str | None,
     context: str | None,
     keep: bool,
+    watcher: str,
     show_plan: bool,
     services: tuple[str, ...],
 ) -> None:
@@ -310,6 +319,7 @@ def dev(
             output=opts.output,
             keep=keep,
             context=context,
+            watcher=watcher,
         )
     )
 

@@ -22,6 +22,7 @@ from devloop.model.events import Emit, Info
 from devloop.model.project import Project
 from devloop.output import sink
 from devloop.runtime.factory import open_runtime, target_of
+from devloop.watch.choice import watcher_factory
 
 
 def run(
@@ -32,6 +33,7 @@ def run(
     output: str = "text",
     keep: bool = False,
     context: str | None = None,
+    watcher: str = "auto",
 ) -> int:
     project = config.load(directory, profiles, kube_context=context)
     names = selected(project, services)
@@ -39,7 +41,7 @@ def run(
     lock = _lock(project, context)
     lock.acquire()
     try:
-        return _run(project, names, emit, lock, keep=keep, context=context)
+        return _run(project, names, emit, lock, keep=keep, context=context, watcher=watcher)
     finally:
         lock.release()
 
@@ -62,6 +64,7 @@ def _run(
     *,
     keep: bool,
     context: str | None,
+    watcher: str = "auto",
 ) -> int:
     if note := lock.took_over():
         emit(Info(message=note))
@@ -73,7 +76,9 @@ def _run(
     def builder(p: Project) -> Builder:
         return Builder(p, client, emit, target=runtime.images)
 
-    session = Session(project, names, runtime, builder, emit)
+    session = Session(
+        project, names, runtime, builder, emit, watcher_factory=watcher_factory(watcher)
+    )
     signals = _Signals(session.stop)
     try:
         signals.install()

@@ -32,9 +32,8 @@ from devloop.model.project import Project
 from devloop.render.templates import render
 from devloop.runtime.base import Instance, Runtime
 from devloop.sync.syncer import Syncer
-from devloop.watch.watcher import Watcher
-
-WatcherFactory = Callable[[Project, Sequence[str], threading.Event], Iterable[ChangeBatch]]
+from devloop.watch.choice import WatcherFactory
+from devloop.watch.choice import watcher_factory as watcher_factory_for
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ class Session:
         self._builder_factory = builder_factory
         self._builder = builder_factory(project)
         self._emit = emit
-        self._watcher_factory = watcher_factory or _default_watcher
+        self._watcher_factory = watcher_factory or watcher_factory_for("auto")
         self._ready_timeout = ready_timeout
         self.stop = threading.Event()
         self._queue: queue.Queue[Work] = queue.Queue()
@@ -142,8 +141,9 @@ class Session:
         self._watch_stop = threading.Event()
         stop = self._watch_stop
         watcher = self._watcher_factory(self.project, self.wanted, stop)
-        if isinstance(watcher, Watcher):
-            self._emit(watcher.event())
+        event = getattr(watcher, "event", None)  # a scripted change source has none
+        if callable(event):
+            self._emit(event())
 
         def feed() -> None:
             try:
@@ -349,12 +349,6 @@ class Session:
             self._replay_into(n, fresh)
             if ready and any(m.service == n for m in manifests):
                 self._emit(Ready(service=n, urls=self._urls.get(n, [])))
-
-
-def _default_watcher(
-    project: Project, services: Sequence[str], stop: threading.Event
-) -> Iterable[ChangeBatch]:
-    return Watcher(project, services, stop)
 
 
 def _drain(q: queue.Queue[Work]) -> list[Work]:

@@ -165,8 +165,12 @@ class Watcher:
                 continue
             final = _final_kind(path, codes)
             if final == "dir":
-                if _ADDED in codes and self._is_new_tree(path):
-                    new_dirs.append(path)
+                if _ADDED in codes:
+                    # already watched yet created again: deleted and re-created within one
+                    # step, so the watch died with the old directory -- watch it anew
+                    self._forget(path)
+                    if self._is_new_tree(path):
+                        new_dirs.append(path)
             elif final is not None:
                 if final == "deleted":
                     self._forget(path)
