@@ -7,7 +7,7 @@ Load with `pytest_plugins = ["tests.kubeapi.fixture"]`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,3 +46,38 @@ def kube_namespace(kube_api: KubeApi, request: pytest.FixtureRequest) -> Iterato
     name = f"{slug}-{meta.random_suffix(4)}"
     yield name
     kube_api.server.delete_namespace(name)
+
+
+KubeUser = Callable[..., Path]
+
+
+@pytest.fixture
+def kube_user(kube_api: KubeApi, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeUser]:
+    """Make a limited identity: `kube_user("alice", namespace="ns", role="edit")` registers a
+    bearer token for user alice, binds ClusterRole `role` to her in `namespace` with a
+    RoleBinding (no binding when namespace is None) and returns a kubeconfig (context
+    devloop-kubeapi, default namespace `namespace`). `server=` points it at a fault front.
+    Tokens are revoked after the test; `kube_api.server.auth.revoke(token)` does it earlier
+    (read the token from the kubeconfig, or pass `token=`)."""
+    tokens: list[str] = []
+
+    def make(
+        user: str,
+        namespace: str | None = None,
+        role: str = "edit",
+        groups: tuple[str, ...] = (),
+        token: str | None = None,
+        server: str | None = None,
+    ) -> Path:
+        token = kube_api.server.auth.add_user(user, groups, token)
+        tokens.append(token)
+        if namespace is not None:
+            kube_api.server.grant(namespace, user, role)
+        path = tmp_path_factory.mktemp("kubeuser") / "kubeconfig"
+        return kube_api.server.write_kubeconfig(
+            path, kube_api.context, namespace or "default", token=token, server=server
+        )
+
+    yield make
+    for token in tokens:
+        kube_api.server.auth.revoke(token)

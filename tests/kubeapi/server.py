@@ -13,8 +13,9 @@ import yaml
 from aiohttp import web
 
 from tests.kubeapi import apply, defaults, meta, patch, resources
+from tests.kubeapi.auth import Attributes, User
 from tests.kubeapi.meta import ApiError, Obj
-from tests.kubeapi.resources import NAMESPACES, PODS, ResourceType
+from tests.kubeapi.resources import NAMESPACES, PODS, SELFSUBJECTACCESSREVIEWS, ResourceType
 from tests.kubeapi.selectors import matcher
 from tests.kubeapi.store import Store
 from tests.kubeapi.watch import watch_guarded
@@ -50,6 +51,33 @@ def parse_target(group: str, version: str, rest: list[str]) -> Target:
     if sub is not None and sub not in rt.subresources:
         raise missing
     return Target(rt, namespace, name, sub)
+
+
+def attributes(request: web.Request, t: Target) -> Attributes:
+    """The RBAC verb and resource of a resource request (as the real RequestInfo works out)."""
+    method, named = request.method, t.name is not None
+    if t.sub in ("exec", "attach", "portforward"):
+        verb = "create"  # also for the WebSocket GET (AuthorizePodWebsocketUpgradeCreatePermission)
+    elif method == "GET":
+        verb = "get" if named else ("watch" if flag(request.query, "watch") else "list")
+    else:
+        verb = {
+            "POST": "create",
+            "PUT": "update",
+            "PATCH": "patch",
+            "DELETE": "delete" if named else "deletecollection",
+        }.get(method, method.lower())
+    namespace = t.namespace or ""
+    if t.rt is NAMESPACES and named:
+        namespace = t.name or ""  # a namespace is its own namespace, to RBAC
+    return Attributes(
+        verb=verb,
+        group=t.rt.group,
+        resource=t.rt.plural,
+        subresource=t.sub or "",
+        namespace=namespace,
+        name=t.name or "",
+    )
 
 
 def flag(query: Any, key: str) -> bool:
@@ -89,17 +117,66 @@ class Api:
             return respond(exc.status(), exc.code)
 
     async def route(self, request: web.Request) -> web.StreamResponse:
+        user = self.server.auth.authenticate(request.headers.get("Authorization"))
         parts = [p for p in request.path.split("/") if p]
-        found = self._discovery(parts)
-        if found is not None:
-            return found if isinstance(found, web.StreamResponse) else respond(found)
+        target: Target | None = None
         if len(parts) >= 3 and parts[0] == "api":
             target = parse_target("", parts[1], parts[2:])
         elif len(parts) >= 4 and parts[0] == "apis":
             target = parse_target(parts[1], parts[2], parts[3:])
-        else:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if target is None:
+            self.server.auth.check(user, Attributes(verb=request.method.lower(), path=request.path))
+            found = self._discovery(parts)
+            if found is None:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            return found if isinstance(found, web.StreamResponse) else respond(found)
+        self.server.auth.check(user, attributes(request, target))
+        if target.rt is SELFSUBJECTACCESSREVIEWS:
+            return respond(self.access_review(user, await self._body(request)), 201)
         return await self.dispatch(request, target)
+
+    def access_review(self, user: User, body: Obj) -> Obj:
+        """SelfSubjectAccessReview: may the caller do what spec.resourceAttributes says?"""
+        spec = body.get("spec") or {}
+        res, non = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
+        if res:
+            a = Attributes(
+                verb=res.get("verb", ""),
+                group=res.get("group", ""),
+                resource=res.get("resource", ""),
+                subresource=res.get("subresource", ""),
+                namespace=res.get("namespace", ""),
+                name=res.get("name", ""),
+            )
+        elif non:
+            a = Attributes(verb=non.get("verb", ""), path=non.get("path", ""))
+        else:
+            raise meta.invalid(
+                "SelfSubjectAccessReview",
+                "authorization.k8s.io",
+                "",
+                [
+                    (
+                        "FieldValueRequired",
+                        "spec.resourceAttributes",
+                        "Required value: exactly one of nonResourceAttributes or "
+                        "resourceAttributes must be specified",
+                    )
+                ],
+            )
+        allowed = self.server.auth.allowed(user, a)
+        status: Obj = {"allowed": allowed}
+        if allowed:
+            status["reason"] = (
+                "" if "system:masters" in user.groups else "RBAC: allowed by a role binding"
+            )
+        return {
+            "kind": "SelfSubjectAccessReview",
+            "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {"creationTimestamp": None},
+            "spec": spec,
+            "status": status,
+        }
 
     def _discovery(self, parts: list[str]) -> Obj | web.StreamResponse | None:
         if parts in (["healthz"], ["livez"], ["readyz"]):
