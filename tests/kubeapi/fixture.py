@@ -15,6 +15,7 @@ import pytest
 
 from tests.kubeapi import meta
 from tests.kubeapi.app import CONTEXT, KubeApiServer
+from tests.kubeapi.faults import FaultFront
 from tests.kubeapi.settings import Settings
 
 
@@ -81,3 +82,27 @@ def kube_user(kube_api: KubeApi, tmp_path_factory: pytest.TempPathFactory) -> It
     yield make
     for token in tokens:
         kube_api.server.auth.revoke(token)
+
+
+@dataclass(frozen=True)
+class KubeFault:
+    """A fault front before the session's server, and an admin kubeconfig that goes through it."""
+
+    front: FaultFront
+    kubeconfig: Path
+    context: str
+    url: str
+
+
+@pytest.fixture
+def kube_fault(kube_api: KubeApi, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeFault]:
+    """A FaultFront (tests/kubeapi/faults.py) started for this test: switch faults with
+    `kube_fault.front.add(Rule(...))`, `.blackhole()`, `.reset_all()`, `.refuse()`, `.delay()`.
+    For a limited identity through it: `kube_user(..., server=kube_fault.url)`."""
+    front = FaultFront(kube_api.url).start()
+    try:
+        path = tmp_path_factory.mktemp("kubefault") / "kubeconfig"
+        kube_api.server.write_kubeconfig(path, kube_api.context, server=front.url)
+        yield KubeFault(front, path, kube_api.context, front.url)
+    finally:
+        front.stop()
