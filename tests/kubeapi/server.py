@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from aiohttp import web
 
-from tests.kubeapi import apply, defaults, meta, patch, resources
+from tests.kubeapi import apply, defaults, meta, patch, resources, validation
 from tests.kubeapi.auth import Attributes, User
 from tests.kubeapi.meta import ApiError, Obj
 from tests.kubeapi.resources import NAMESPACES, PODS, SELFSUBJECTACCESSREVIEWS, ResourceType
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from tests.kubeapi.app import KubeApiServer
 
 JSON = "application/json"
+WARNINGS = web.RequestKey("warnings", list[str])
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,18 @@ def attributes(request: web.Request, t: Target) -> Attributes:
     )
 
 
+def _validate(request: web.Request, t: Target, body: Obj, apply: bool) -> None:
+    """fieldValidation (Strict | Warn, the default | Ignore) and list-map keys; warnings are
+    sent as `Warning: 299 - "..."` headers."""
+    mode = request.query.get("fieldValidation") or "Warn"
+    if mode not in ("Strict", "Warn", "Ignore"):
+        raise meta.bad_request(
+            f"fieldValidation: Unsupported value: {mode!r}: supported values: "
+            '"Ignore", "Strict", "Warn"'
+        )
+    request.setdefault(WARNINGS, []).extend(validation.check(t.rt, body, mode, apply))
+
+
 def flag(query: Any, key: str) -> bool:
     return str(query.get(key, "")).lower() in ("true", "1")
 
@@ -112,9 +125,13 @@ class Api:
     async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
         try:
             response: web.StreamResponse = await handler(request)
-            return response
         except ApiError as exc:
-            return respond(exc.status(), exc.code)
+            response = respond(exc.status(), exc.code)
+        if not response.prepared:
+            for text in request.get(WARNINGS, []):
+                escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+                response.headers.add("Warning", f'299 - "{escaped}"')
+        return response
 
     async def route(self, request: web.Request) -> web.StreamResponse:
         user = self.server.auth.authenticate(request.headers.get("Authorization"))
@@ -340,6 +357,7 @@ class Api:
         if t.namespace is None and t.rt.namespaced:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         self._check_kind(t, body)
+        _validate(request, t, body, apply=False)
         self._place(t, body)
         with self.store.lock:
             return self._commit_create(
@@ -356,6 +374,7 @@ class Api:
 
     def replace(self, t: Target, body: Obj, request: web.Request) -> Obj:
         self._check_kind(t, body)
+        _validate(request, t, body, apply=False)
         self._place(t, body)
         if body["metadata"].get("name") != t.name:
             raise meta.bad_request(
@@ -424,6 +443,7 @@ class Api:
             raise meta.bad_request("the body of the request must be an object")
         self._check_kind(t, body, required=True)
         self._place(t, body)
+        _validate(request, t, body, apply=True)
         if body["metadata"].get("name") != t.name:
             raise meta.bad_request(
                 f"the name of the object ({body['metadata'].get('name')}) does not "
