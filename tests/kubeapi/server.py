@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from aiohttp import web
 
-from tests.kubeapi import apply, defaults, meta, patch, resources, validation
+from tests.kubeapi import apply, defaults, meta, patch, quota, resources, validation
 from tests.kubeapi.auth import Attributes, User
 from tests.kubeapi.meta import ApiError, Obj
 from tests.kubeapi.resources import NAMESPACES, PODS, SELFSUBJECTACCESSREVIEWS, ResourceType
@@ -347,6 +347,8 @@ class Api:
         body["metadata"].pop("resourceVersion", None)
         defaults.prepare(t.rt, body, None)
         self._namespace_open(t, body["metadata"]["name"])
+        if t.rt is PODS:
+            quota.admit(self.store, body)
         if manager:
             apply.record_update(t.rt, None, body, manager)
         if dry:
