@@ -202,6 +202,10 @@ class KubernetesRuntime:
                 self._applier.delete(ref)
             except DeployError as exc:
                 failed.append(f"{ref}: {exc}")
+        try:
+            self._applier.forget(refs)
+        except DevloopError as exc:
+            failed.append(f"the record of applied objects: {exc}")
         self.close()
         if failed:
             raise DeployError(
@@ -214,7 +218,7 @@ class KubernetesRuntime:
             stop.set()
 
     def delete_all(self) -> int:
-        return sum(1 for ref in reversed(self._applier.owned()) if self._applier.delete(ref))
+        return self._applier.delete_all()
 
     # -- helpers -------------------------------------------------------------------
 

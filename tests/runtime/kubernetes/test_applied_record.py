@@ -1,0 +1,106 @@
+"""Prune and delete work from the record of what devloop applied (issue 14, items 1 and 7): under
+a namespaced `edit` Role, and across namespaces and cluster-scoped kinds."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import docker
+import pytest
+from kubernetes import client as k8s
+
+from tests.runtime.kubernetes.scenarios import (
+    EXTRA,
+    Target,
+    applied,
+    cleanup_images,
+    devloop,
+    write_project,
+)
+
+if TYPE_CHECKING:
+    from tests.kubeapi.fixture import KubeApi, KubeUser
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+@pytest.fixture
+def name(docker_client: docker.DockerClient, base_image: str) -> Iterator[str]:
+    project = f"i14c{uuid.uuid4().hex[:8]}"
+    yield project
+    cleanup_images(docker_client, project)
+
+
+@pytest.fixture
+def namespace(name: str, kube_api: KubeApi, kube_namespace: str) -> Iterator[str]:
+    # `name` first: its images are removed after the namespace (and its pods) is gone
+    ns = f"i14c-{kube_namespace}"[:50].rstrip("-")
+    yield ns
+    kube_api.server.delete_namespace(ns)
+    kube_api.server.delete_namespace(f"{ns}-other")
+
+
+def test_run_and_delete_under_an_edit_role(
+    tmp_path: Path, kube_user: KubeUser, namespace: str, name: str
+) -> None:
+    kubeconfig = kube_user(f"i14c-{name}", namespace=namespace, role="edit")
+    target = Target(kubeconfig, "devloop-kubeapi", namespace)
+    write_project(tmp_path, target, name)
+    result = devloop(tmp_path, target, "run", "--timeout", "120")
+    assert result.returncode == 0, result.stderr
+    assert sorted(applied(target, name)) == ["ConfigMap/web-extra", "Deployment/web", "Service/web"]
+
+    # the ConfigMap removed from the templates is pruned by the next run, with no list calls
+    template = tmp_path / "k8s/web.yaml.j2"
+    template.write_text(template.read_text().replace(EXTRA, ""))
+    result = devloop(tmp_path, target, "run", "--timeout", "120")
+    assert result.returncode == 0, result.stderr
+    assert sorted(applied(target, name)) == ["Deployment/web", "Service/web"]
+
+    result = devloop(tmp_path, target, "delete")
+    assert result.returncode == 0, result.stderr
+    assert "deleted 2 object(s)" in result.stdout, result.stdout
+    assert applied(target, name) == []
+
+
+def test_delete_covers_other_namespaces_and_cluster_scoped_kinds(
+    tmp_path: Path, kube_api: KubeApi, namespace: str, name: str
+) -> None:
+    kubeconfig = kube_api.server.write_kubeconfig(tmp_path / "kubeconfig", "devloop-kubeapi")
+    target = Target(kubeconfig, "devloop-kubeapi", namespace)
+    other = f"{namespace}-other"
+    extra = (
+        EXTRA
+        + f"""---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: elsewhere, namespace: {other}}}
+data: {{a: b}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {{name: {name}-reader}}
+rules: [{{apiGroups: [""], resources: [pods], verbs: [get]}}]
+"""
+    )
+    write_project(tmp_path, target, name, extra=extra)
+    result = devloop(tmp_path, target, "run", "--timeout", "120")
+    assert result.returncode == 0, result.stderr
+    core = target.core()
+    rbac = k8s.RbacAuthorizationV1Api(core.api_client)
+    assert core.read_namespaced_config_map("elsewhere", other).data == {"a": "b"}
+    assert rbac.read_cluster_role(f"{name}-reader").metadata.name == f"{name}-reader"
+
+    result = devloop(tmp_path, target, "delete")
+    assert result.returncode == 0, result.stderr
+    assert "deleted 5 object(s)" in result.stdout, result.stdout
+    for call in (
+        lambda: core.read_namespaced_config_map("elsewhere", other),
+        lambda: rbac.read_cluster_role(f"{name}-reader"),
+    ):
+        with pytest.raises(k8s.ApiException) as caught:
+            call()
+        assert caught.value.status == 404
