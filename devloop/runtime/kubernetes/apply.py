@@ -176,7 +176,7 @@ class Applier:
             "PATCH",
             ref.kind.path(ref.namespace, ref.name),
             body=body,
-            query={"fieldManager": FIELD_MANAGER, "force": True},
+            query={"fieldManager": FIELD_MANAGER, "force": True, "fieldValidation": "Strict"},
             content_type="application/apply-patch+yaml",
         )
 

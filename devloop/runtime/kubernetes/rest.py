@@ -7,6 +7,8 @@ few status fields back, so the typed models would only be converted back and for
 from __future__ import annotations
 
 import json
+import re
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -57,6 +59,7 @@ class Rest:
         """`method path` with a JSON (or apply-patch) body; the decoded answer."""
         what = f"{method} {path}"
         response = self._send(method, path, query, body, content_type, timeout)
+        _warn(what, response)
         try:
             data = response.data
         finally:
@@ -126,6 +129,20 @@ def lines(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
         yield from done
     if pending:
         yield pending
+
+
+def _warn(what: str, response: urllib3.BaseHTTPResponse) -> None:
+    """Print the API server's `Warning:` headers (deprecations, unknown fields, duplicates) as
+    kubectl does: once each."""
+    for header in response.headers.getlist("Warning") if response.headers else []:
+        text = _WARNING.sub("", header).strip().strip('"').replace('\\"', '"')
+        if text and text not in _warned:
+            _warned.add(text)
+            print(f"warning: the API server ({what}): {text}", file=sys.stderr)
+
+
+_WARNING = re.compile(r"^\d{3} \S+ ")
+_warned: set[str] = set()
 
 
 def selector(labels: Mapping[str, str]) -> str:

@@ -82,6 +82,12 @@ class KubernetesRuntime:
 
     def deploy(self, manifests: Sequence[Manifest], services: Collection[str]) -> None:
         mine = [m for m in manifests if m.service in services]
+        problems = _violations(mine)
+        if problems:
+            raise DeployError(
+                "the rendered manifests would be rejected by the API server:\n  "
+                + "\n  ".join(problems)
+            )
         objects = [(self._supervision.wrap(m) if self._dev else m.obj, m.service) for m in mine]
         refs = self._applier.apply(objects)
         with self._lock:
@@ -231,6 +237,17 @@ class KubernetesRuntime:
             return split_id(ready[0])[1] if ready else None
 
         return pick
+
+
+def _violations(manifests: Sequence[Manifest]) -> list[str]:
+    """What the shipped schemas reject (cached per kind, so a dev deploy pays ~ms); nothing to say
+    without the optional kubernetes-validate: the server's strict field validation still
+    answers."""
+    try:
+        from devloop.render.validate import violations
+    except ImportError:
+        return []
+    return list(violations(manifests, unknown_kinds=False))
 
 
 def _warm_up() -> None:

@@ -1,5 +1,6 @@
-"""Prune and delete work from the record of what devloop applied (issue 14, items 1 and 7): under
-a namespaced `edit` Role, and across namespaces and cluster-scoped kinds."""
+"""devloop against what real clusters impose (issue 14): prune and delete from the record of what
+devloop applied (under a namespaced `edit` Role, across namespaces and cluster-scoped kinds),
+manifests validated before they are applied."""
 
 from __future__ import annotations
 
@@ -104,3 +105,21 @@ rules: [{{apiGroups: [""], resources: [pods], verbs: [get]}}]
         with pytest.raises(k8s.ApiException) as caught:
             call()
         assert caught.value.status == 404
+
+
+def test_manifests_a_server_rejects_fail_before_applying(
+    tmp_path: Path, kube_api: KubeApi, namespace: str, name: str
+) -> None:
+    kubeconfig = kube_api.server.write_kubeconfig(tmp_path / "kubeconfig", "devloop-kubeapi")
+    target = Target(kubeconfig, "devloop-kubeapi", namespace)
+    write_project(tmp_path, target, name)
+    template = tmp_path / "k8s/web.yaml.j2"
+    template.write_text(
+        template.read_text().replace("  replicas: 1\n", '  replicas: "1"\n  bogus: true\n')
+    )
+    result = devloop(tmp_path, target, "run", "--timeout", "60")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "would be rejected by the API server" in result.stderr, result.stderr
+    assert "Deployment/web: spec: unknown field 'bogus'" in result.stderr, result.stderr
+    assert "spec.replicas" in result.stderr, result.stderr
+    assert applied(target, name) == []
