@@ -93,7 +93,8 @@ rules: [{{apiGroups: [""], resources: [pods], verbs: [get]}}]
     core = target.core()
     rbac = k8s.RbacAuthorizationV1Api(core.api_client)
     assert core.read_namespaced_config_map("elsewhere", other).data == {"a": "b"}
-    assert rbac.read_cluster_role(f"{name}-reader").metadata.name == f"{name}-reader"
+    role = rbac.read_cluster_role(f"{name}-reader")
+    assert role.metadata is not None and role.metadata.name == f"{name}-reader"
 
     result = devloop(tmp_path, target, "delete")
     assert result.returncode == 0, result.stderr
