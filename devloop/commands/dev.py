@@ -12,8 +12,9 @@ from devloop import config
 from devloop.build.builder import Builder
 from devloop.clients.docker import connect
 from devloop.commands.common import new_session_id, selected
-from devloop.errors import EXIT_INTERRUPTED, EXIT_OK
+from devloop.errors import EXIT_INTERRUPTED, EXIT_OK, DevloopError
 from devloop.loop.session import Session
+from devloop.model.events import WarningEvent
 from devloop.model.project import Project
 from devloop.output import sink
 from devloop.runtime.factory import open_runtime
@@ -44,8 +45,14 @@ def run(
     try:
         session.start()
         session.run()
-    finally:
-        session.close(keep=keep)
+    except BaseException:
+        # the real error goes up; a teardown that fails too is only reported
+        try:
+            session.close(keep=keep)
+        except DevloopError as exc:
+            emit(WarningEvent(f"cleanup after the error failed too: {exc}"))
+        raise
+    session.close(keep=keep)
     return EXIT_INTERRUPTED if interrupted.is_set() else EXIT_OK
 
 

@@ -23,7 +23,7 @@ from tests.runtime.kubernetes.scenarios import (
 )
 
 if TYPE_CHECKING:
-    from tests.kubeapi.fixture import KubeApi, KubeUser
+    from tests.kubeapi.fixture import KubeApi, KubeFault, KubeUser
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -123,4 +123,42 @@ def test_manifests_a_server_rejects_fail_before_applying(
     assert "would be rejected by the API server" in result.stderr, result.stderr
     assert "Deployment/web: spec: unknown field 'bogus'" in result.stderr, result.stderr
     assert "spec.replicas" in result.stderr, result.stderr
+    assert applied(target, name) == []
+
+
+def test_api_errors_during_dev_are_reported_and_retried(
+    tmp_path: Path, kube_api: KubeApi, kube_fault: KubeFault, namespace: str, name: str
+) -> None:
+    from tests.devproc import DevProcess, eventually
+    from tests.kubeapi.faults import Rule
+    from tests.runtime.kubernetes.scenarios import pods
+
+    target = Target(kube_fault.kubeconfig, "devloop-kubeapi", namespace)
+    write_project(tmp_path, target, name)
+    dev = DevProcess(tmp_path, env=target.env)
+    try:
+        dev.wait_event("ready", service="web", timeout=180)
+        [first] = pods(target, name)
+        # the list of the service's pods answers 500 four times (not the pod watch)
+        kube_fault.front.add(
+            Rule(
+                "status",
+                status=500,
+                method="GET",
+                path=r"^(?!.*watch=true).*/pods\?.*service(%3D|=)web",
+                times=4,
+            )
+        )
+        mark = dev.mark()
+        target.core().delete_namespaced_pod(
+            first.metadata.name, namespace, grace_period_seconds=0, _preload_content=False
+        )
+        error = dev.wait_event("error", since=mark, timeout=60)
+        assert "500" in error["message"] and "retrying in" in error["message"], error
+        dev.wait_event("ready", since=mark, service="web", timeout=120)
+        eventually(lambda: len(pods(target, name)) == 1, 60, what="the new pod")
+        assert dev.proc.poll() is None, dev.describe()
+    finally:
+        code = dev.interrupt(timeout=120)
+    assert code in (0, 130), dev.describe()
     assert applied(target, name) == []
