@@ -162,3 +162,22 @@ def test_api_errors_during_dev_are_reported_and_retried(
         code = dev.interrupt(timeout=120)
     assert code in (0, 130), dev.describe()
     assert applied(target, name) == []
+
+
+def test_a_quota_that_refuses_pods_ends_the_rollout_wait_with_its_reason(
+    tmp_path: Path, kube_api: KubeApi, namespace: str, name: str
+) -> None:
+    kubeconfig = kube_api.server.write_kubeconfig(tmp_path / "kubeconfig", "devloop-kubeapi")
+    target = Target(kubeconfig, "devloop-kubeapi", namespace)
+    write_project(tmp_path, target, name)
+    core = target.core()
+    core.create_namespace({"metadata": {"name": namespace}})
+    core.create_namespaced_resource_quota(
+        namespace,
+        {"metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}},
+    )
+    result = devloop(tmp_path, target, "run", "--timeout", "100")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "pods cannot be created" in result.stderr, result.stderr
+    assert "exceeded quota: no-pods" in result.stderr, result.stderr
+    assert "did not become ready within" not in result.stderr, result.stderr
