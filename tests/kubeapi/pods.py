@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import docker.errors
 
-from tests.kubeapi import containers, meta, podstatus, probes
+from tests.kubeapi import containers, meta, podstatus, probes, volumes
 from tests.kubeapi.dockerops import explain
 from tests.kubeapi.meta import ApiError, Obj
 from tests.kubeapi.podstatus import Run
@@ -41,6 +44,9 @@ class PodWorker(threading.Thread):
         self.aliases: list[str] = []
         self._wake = threading.Event()
         self.finished = threading.Event()
+        self.volumes: dict[str, Path] | None = None
+        self._volume_root: Path | None = None
+        self._mount_error = ""
 
     def wake(self) -> None:
         self._wake.set()
@@ -164,6 +170,19 @@ class PodWorker(threading.Thread):
             pod = self.store.get(PODS, self.namespace, self.pod_name)
         if not self._ensure_sandbox(pod):
             return 2.0
+        if self.volumes is None and not self._mount(pod):
+            for c in pod["spec"]["containers"]:
+                self.runs.setdefault(c["name"], Run(spec=c))
+            self._write_status(
+                podstatus.compute(
+                    pod,
+                    [self.runs[c["name"]] for c in pod["spec"]["containers"]],
+                    self.pod_ip,
+                    self.host_ip,
+                    self.pause is not None,
+                )
+            )
+            return 2.0
         for c in pod["spec"]["containers"]:
             run = self.runs.setdefault(c["name"], Run(spec=c))
             self._sync_container(pod, run, c)
@@ -178,6 +197,18 @@ class PodWorker(threading.Thread):
             )
         )
         return self._next_wait()
+
+    def _mount(self, pod: Obj) -> bool:
+        if self._volume_root is None:
+            self._volume_root = Path(tempfile.mkdtemp(prefix=f"kubeapi-{self.docker.server_id}-"))
+        try:
+            self.volumes = volumes.prepare(self.store, self._volume_root, pod)
+        except volumes.MountError as exc:
+            if str(exc) != self._mount_error:
+                self._mount_error = str(exc)
+                self._event(pod, "Warning", "FailedMount", str(exc))
+            return False
+        return True
 
     def _next_wait(self) -> float:
         now = time.monotonic()
@@ -215,7 +246,9 @@ class PodWorker(threading.Thread):
     def _start(self, pod: Obj, run: Run) -> None:
         assert self.pause is not None
         try:
-            cid = containers.create(self.docker, self.store, pod, run.spec, self.pause, run.attempt)
+            cid = containers.create(
+                self.docker, self.store, pod, run.spec, self.pause, run.attempt, self.volumes
+            )
         except containers.ConfigError as exc:
             run.waiting = ("CreateContainerConfigError", str(exc))
             self._event(pod, "Warning", "Failed", f"Error: {exc}")
@@ -398,3 +431,6 @@ class PodWorker(threading.Thread):
         if self.pause:
             self.docker.remove_container(self.pause)
             self.pause = None
+        if self._volume_root is not None:
+            shutil.rmtree(self._volume_root, ignore_errors=True)
+            self._volume_root = None

@@ -9,7 +9,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from tests.runtime.kubernetes.test_kubeapi import wait_for
+from tests.runtime.kubernetes.test_kubeapi import exec_output, wait_for
 
 if TYPE_CHECKING:
     from tests.kubeapi.fixture import KubeApi
@@ -82,3 +82,68 @@ def test_quota_rejects_pods_with_replicaset_failure_and_events(
     with pytest.raises(ApiException) as caught:
         core.create_namespaced_pod(ns, {"metadata": {"name": "extra"}, "spec": spec})
     assert caught.value.status == 403 and "exceeded quota: i14s-q" in str(caught.value.body)
+
+
+def _pod(core: Any, ns: str, name: str, spec: dict[str, Any]) -> None:
+    core.create_namespaced_pod(
+        ns, {"metadata": {"name": name}, "spec": {"terminationGracePeriodSeconds": 0} | spec}
+    )
+
+
+def _waiting(core: Any, ns: str, name: str) -> Any:
+    statuses = core.read_namespaced_pod(name, ns).status.container_statuses or []
+    return statuses[0].state.waiting if statuses else None
+
+
+def test_a_missing_config_map_volume_holds_the_pod_then_mounts(ns: str, core: Any) -> None:
+    spec = {
+        "containers": [
+            _sleeper(
+                volumeMounts=[
+                    {"name": "cfg", "mountPath": "/etc/cfg", "readOnly": True},
+                    {"name": "scratch", "mountPath": "/scratch"},
+                ],
+                securityContext={"readOnlyRootFilesystem": True},
+            )
+        ],
+        "volumes": [
+            {"name": "cfg", "configMap": {"name": "settings"}},
+            {"name": "scratch", "emptyDir": {}},
+        ],
+    }
+    _pod(core, ns, "web", spec)
+    event = wait_for(
+        "FailedMount",
+        lambda: [e for e in core.list_namespaced_event(ns).items if e.reason == "FailedMount"],
+    )[0]
+    assert (
+        event.message
+        == 'MountVolume.SetUp failed for volume "cfg" : configmap "settings" not found'
+    )
+    waiting = _waiting(core, ns, "web")
+    assert waiting.reason == "ContainerCreating"
+    assert core.read_namespaced_pod("web", ns).status.phase == "Pending"
+    core.create_namespaced_config_map(
+        ns, {"metadata": {"name": "settings"}, "data": {"greeting": "hello"}}
+    )
+    wait_for("running", lambda: core.read_namespaced_pod("web", ns).status.phase == "Running")
+    assert exec_output(core, ns, "web", ["cat", "/etc/cfg/greeting"]) == ("hello", 0)
+    assert exec_output(core, ns, "web", ["touch", "/scratch/ok"])[1] == 0
+    out, code = exec_output(core, ns, "web", ["touch", "/rootfs-file"])
+    assert code != 0 and "Read-only file system" in out
+
+
+def test_run_as_non_root_on_a_root_image(ns: str, core: Any) -> None:
+    _pod(core, ns, "web", {"securityContext": {"runAsNonRoot": True}, "containers": [_sleeper()]})
+    waiting = wait_for(
+        "CreateContainerConfigError",
+        lambda: (w := _waiting(core, ns, "web")) and w.reason == "CreateContainerConfigError" and w,
+    )
+    assert waiting.message.startswith("container has runAsNonRoot and image will run as root")
+    _pod(
+        core,
+        ns,
+        "as-user",
+        {"securityContext": {"runAsNonRoot": True, "runAsUser": 1000}, "containers": [_sleeper()]},
+    )
+    wait_for("running", lambda: core.read_namespaced_pod("as-user", ns).status.phase == "Running")
