@@ -235,8 +235,28 @@ class KubeApiServer:
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
 
+    def hold_terminating(self, name: str) -> None:
+        """Mark namespace `name` Terminating now and keep it so until `release_namespace` (as a
+        slow finalizer would): writes into it get 403 NamespaceTerminating."""
+        self.controllers.held_namespaces.add(name)
+        with self.store.lock:
+            if self.store.find(NAMESPACES, "", name) is None:
+                return
+
+            def terminating(obj: Obj) -> None:
+                obj["metadata"].setdefault("deletionTimestamp", meta.now())
+                obj["status"] = {"phase": "Terminating"}
+
+            self.store.mutate(NAMESPACES, "", name, terminating)
+
+    def release_namespace(self, name: str) -> None:
+        """Let a held namespace finish terminating (it is then removed)."""
+        self.controllers.held_namespaces.discard(name)
+        self.controllers._wake.set()
+
     def delete_namespace(self, name: str, timeout: float = 30.0) -> None:
         """Delete a namespace and wait until it and its pods are gone (test teardown)."""
+        self.controllers.held_namespaces.discard(name)
         with self.store.lock:
             if self.store.find(NAMESPACES, "", name) is None:
                 return

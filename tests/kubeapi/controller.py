@@ -22,6 +22,8 @@ class Controllers:
         self.store, self.docker = store, docker
         self.deployments = Deployments(store, recorder)
         self.replicasets = ReplicaSets(store, recorder)
+        # namespaces kept in Terminating (as a finalizer that never finishes would) until released
+        self.held_namespaces: set[str] = set()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="controllers", daemon=True)
@@ -103,6 +105,6 @@ class Controllers:
                 for obj in self.store.list(rt, name):
                     left += 1
                     self.delete(rt, obj)
-            if left == 0:
+            if left == 0 and name not in self.held_namespaces:
                 self.docker.remove_network(name)
                 self.store.remove(NAMESPACES, "", name)

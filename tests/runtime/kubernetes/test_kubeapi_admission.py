@@ -147,3 +147,27 @@ def test_run_as_non_root_on_a_root_image(ns: str, core: Any) -> None:
         {"securityContext": {"runAsNonRoot": True, "runAsUser": 1000}, "containers": [_sleeper()]},
     )
     wait_for("running", lambda: core.read_namespaced_pod("as-user", ns).status.phase == "Running")
+
+
+def test_a_terminating_namespace_refuses_new_content(kube_api: KubeApi, ns: str, core: Any) -> None:
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "before"}})
+    kube_api.server.hold_terminating(ns)
+    assert core.read_namespace(ns).status.phase == "Terminating"
+    with pytest.raises(ApiException) as caught:
+        core.create_namespaced_config_map(ns, {"metadata": {"name": "after"}})
+    assert caught.value.status == 403
+    assert f"unable to create new content in namespace {ns} because it is being terminated" in (
+        str(caught.value.body)
+    )
+    wait_for("the namespace emptied", lambda: not core.list_namespaced_config_map(ns).items)
+    assert core.read_namespace(ns).status.phase == "Terminating"  # held
+    kube_api.server.release_namespace(ns)
+
+    def gone() -> bool:
+        try:
+            core.read_namespace(ns)
+        except ApiException as exc:
+            return exc.status == 404
+        return False
+
+    wait_for("the namespace gone", gone)
