@@ -183,9 +183,21 @@ class PodWorker(threading.Thread):
                 )
             )
             return 2.0
+        inits = pod["spec"].get("initContainers") or []
+        for c in inits:
+            run = self.runs.setdefault(c["name"], Run(spec=c, init=True))
+            if run.succeeded:
+                continue
+            if not run.done:
+                self._sync_container(pod, run, c)
+            if not run.succeeded:
+                break
+        if all(self.runs[c["name"]].succeeded for c in inits):
+            for c in pod["spec"]["containers"]:
+                run = self.runs.setdefault(c["name"], Run(spec=c))
+                self._sync_container(pod, run, c)
         for c in pod["spec"]["containers"]:
-            run = self.runs.setdefault(c["name"], Run(spec=c))
-            self._sync_container(pod, run, c)
+            self.runs.setdefault(c["name"], Run(spec=c))
         self._probe(pod)
         self._write_status(
             podstatus.compute(
@@ -194,6 +206,7 @@ class PodWorker(threading.Thread):
                 self.pod_ip,
                 self.host_ip,
                 self.pause is not None,
+                [self.runs[c["name"]] for c in inits if c["name"] in self.runs],
             )
         )
         return self._next_wait()
@@ -316,6 +329,8 @@ class PodWorker(threading.Thread):
 
     def _after_exit(self, pod: Obj, run: Run, term: Obj) -> None:
         policy = pod["spec"].get("restartPolicy", "Always")
+        if run.init and policy == "Always":
+            policy = "OnFailure"  # an init container that succeeded is done
         if policy == "Never" or (policy == "OnFailure" and term["exitCode"] == 0):
             run.terminated, run.done = term, True
             return
@@ -350,7 +365,7 @@ class PodWorker(threading.Thread):
     def _probe(self, pod: Obj) -> None:
         now = time.monotonic()
         for run in self.runs.values():
-            if not run.running or run.exited or not self.pod_ip or run.current is None:
+            if run.init or not run.running or run.exited or not self.pod_ip or run.current is None:
                 continue
             if run.startup and not run.startup.result and run.startup.due(now):
                 self._attempt(pod, run, run.startup, "Startup")

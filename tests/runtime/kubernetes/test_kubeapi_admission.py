@@ -171,3 +171,53 @@ def test_a_terminating_namespace_refuses_new_content(kube_api: KubeApi, ns: str,
         return False
 
     wait_for("the namespace gone", gone)
+
+
+def test_init_containers_run_first_and_a_failing_one_holds_the_pod(ns: str, core: Any) -> None:
+    shared = [{"name": "work", "mountPath": "/work"}]
+    _pod(
+        core,
+        ns,
+        "ok",
+        {
+            "initContainers": [
+                {
+                    "name": "prepare",
+                    "image": IMAGE,
+                    "command": ["sh", "-c", "echo prepared > /work/flag"],
+                    "volumeMounts": shared,
+                }
+            ],
+            "containers": [_sleeper(volumeMounts=shared)],
+            "volumes": [{"name": "work", "emptyDir": {}}],
+        },
+    )
+    failing = {"name": "migrate", "image": IMAGE, "command": ["sh", "-c", "echo no db; exit 3"]}
+    _pod(core, ns, "bad", {"initContainers": [failing], "containers": [_sleeper()]})
+    _pod(
+        core,
+        ns,
+        "once",
+        {"restartPolicy": "Never", "initContainers": [failing], "containers": [_sleeper()]},
+    )
+    wait_for("ok running", lambda: core.read_namespaced_pod("ok", ns).status.phase == "Running")
+    assert exec_output(core, ns, "ok", ["cat", "/work/flag"]) == ("prepared\n", 0)
+    ok = core.read_namespaced_pod("ok", ns).status
+    assert ok.init_container_statuses[0].state.terminated.reason == "Completed"
+
+    def backing_off() -> Any:
+        status = core.read_namespaced_pod("bad", ns).status
+        init = (status.init_container_statuses or [None])[0]
+        waiting = init and init.state.waiting
+        return waiting and waiting.reason == "CrashLoopBackOff" and status
+
+    status = wait_for("Init:CrashLoopBackOff", backing_off)
+    assert status.phase == "Pending"
+    init = status.init_container_statuses[0]
+    assert (
+        init.last_state.terminated.exit_code == 3 and init.last_state.terminated.reason == "Error"
+    )
+    initialized = next(c for c in status.conditions if c.type == "Initialized")
+    assert initialized.status == "False" and initialized.reason == "ContainersNotInitialized"
+    assert status.container_statuses[0].state.waiting.reason == "PodInitializing"
+    wait_for("once failed", lambda: core.read_namespaced_pod("once", ns).status.phase == "Failed")
