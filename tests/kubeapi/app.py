@@ -29,6 +29,7 @@ from tests.kubeapi.resources import (
     ROLEBINDINGS,
 )
 from tests.kubeapi.server import Api, Target
+from tests.kubeapi.services import ServiceProxies
 from tests.kubeapi.settings import Settings
 from tests.kubeapi.store import Store
 from tests.kubeapi.stream import pod_exec, pod_portforward
@@ -58,6 +59,10 @@ class KubeApiServer:
         self.kubelet = Kubelet(self.store, self.docker, self.recorder, self.settings)
         self.controllers = Controllers(self.store, self.docker, self.recorder)
         self.auth = Auth(self.store)
+        # Services that map port -> targetPort through a proxy (off: the name is the pods')
+        self.services = ServiceProxies(self.store, self.docker)
+        self.controllers.services = self.services
+        self.kubelet.services = self.services
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._api: Api | None = None
@@ -114,6 +119,7 @@ class KubeApiServer:
             if self._thread is not None:
                 self._thread.join(timeout=10)
         self.controllers.stop()
+        self.services.stop()
         self.kubelet.stop()
         self.docker.cleanup()
 

@@ -18,6 +18,7 @@ from tests.kubeapi.dockerops import explain
 from tests.kubeapi.meta import ApiError, Obj
 from tests.kubeapi.podstatus import Run
 from tests.kubeapi.resources import PODS, SERVICES
+from tests.kubeapi.services import dns_names, endpoints_alias
 from tests.kubeapi.settings import go_duration
 
 if TYPE_CHECKING:
@@ -118,13 +119,11 @@ class PodWorker(threading.Thread):
             selector = svc["spec"].get("selector") or {}
             if selector and all(labels.get(k) == v for k, v in selector.items()):
                 name = svc["metadata"]["name"]
-                ns = self.namespace
-                names += [
-                    name,
-                    f"{name}.{ns}",
-                    f"{name}.{ns}.svc",
-                    f"{name}.{ns}.svc.cluster.local",
-                ]
+                proxied = self.kubelet.services is not None and self.kubelet.services.enabled
+                if proxied:
+                    names.append(endpoints_alias(name))
+                else:
+                    names += dns_names(name, self.namespace)
         return sorted(names)
 
     def _refresh_ip(self, network: str) -> None:

@@ -221,3 +221,40 @@ def test_init_containers_run_first_and_a_failing_one_holds_the_pod(ns: str, core
     assert initialized.status == "False" and initialized.reason == "ContainersNotInitialized"
     assert status.container_statuses[0].state.waiting.reason == "PodInitializing"
     wait_for("once failed", lambda: core.read_namespaced_pod("once", ns).status.phase == "Failed")
+
+
+def test_services_map_port_to_target_port(
+    kube_services: object, kube_api: KubeApi, ns: str, core: Any
+) -> None:
+    httpd = "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 8080 -h /www"
+    _pod(
+        core,
+        ns,
+        "web-1",  # not "web": the test server's pods resolve by their own name too
+        {"containers": [_sleeper(command=["sh", "-c", httpd])]},
+    )
+    core.patch_namespaced_pod("web-1", ns, {"metadata": {"labels": {"app": "web"}}})
+    core.create_namespaced_service(
+        ns,
+        {
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+        },
+    )
+    _pod(core, ns, "client", {"containers": [_sleeper()]})
+    wait_for(
+        "client running", lambda: core.read_namespaced_pod("client", ns).status.phase == "Running"
+    )
+    wait_for("web running", lambda: core.read_namespaced_pod("web-1", ns).status.phase == "Running")
+
+    def fetch(port: int) -> tuple[str, int]:
+        # busybox-static's wget crashes (glibc NSS in a static binary): nslookup, then nc
+        script = (
+            "ip=$(nslookup web | awk '/^Address: /{print $2}' | tail -1); "
+            f'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 3 $ip {port}'
+        )
+        return exec_output(core, ns, "client", ["sh", "-c", script])
+
+    answer = wait_for("web:80 answers", lambda: fetch(80)[1] == 0 and fetch(80), timeout=60)
+    assert answer[0].endswith("hello\n")
+    assert fetch(8080)[1] != 0  # the service does not list 8080
