@@ -32,7 +32,7 @@ from tests.kubeapi.server import Api, Target
 from tests.kubeapi.services import ServiceProxies
 from tests.kubeapi.settings import Settings
 from tests.kubeapi.store import Store
-from tests.kubeapi.stream import pod_exec, pod_portforward
+from tests.kubeapi.stream import pod_exec, pod_portforward, refuse_spdy
 
 # local by its loopback server; a kind-* name would make builds run `kind load`
 CONTEXT = "devloop-kubeapi"
@@ -207,6 +207,8 @@ class KubeApiServer:
         if t.rt is not PODS or t.name is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         pod = self.store.get(PODS, t.namespace or "", t.name)
+        if t.sub in ("exec", "portforward"):
+            refuse_spdy(request, t.sub)
         if t.sub == "log":
             return await pod_logs(self, request, pod)
         if t.sub == "exec":

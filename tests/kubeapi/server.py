@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from aiohttp import web
 
-from tests.kubeapi import apply, defaults, meta, patch, quota, resources, validation
+from tests.kubeapi import apply, defaults, meta, openapi, patch, quota, resources, validation
 from tests.kubeapi.auth import Attributes, User
 from tests.kubeapi.meta import ApiError, Obj
 from tests.kubeapi.resources import NAMESPACES, PODS, SELFSUBJECTACCESSREVIEWS, ResourceType
@@ -200,6 +200,8 @@ class Api:
             return web.Response(text="ok")
         if parts == ["version"]:
             return resources.SERVER_VERSION
+        if parts[:2] == ["openapi", "v3"]:
+            return openapi.lookup(parts) or self._missing()
         if parts == ["api"]:
             return resources.api_versions()
         if parts == ["apis"]:
@@ -419,6 +421,7 @@ class Api:
                     {},
                 )
             self._keep_identity(t, live, result)
+            _validate(request, t, result, apply=False)
             return self._commit_update(t, live, result, _field_manager(request), dry), 200
 
     @staticmethod
