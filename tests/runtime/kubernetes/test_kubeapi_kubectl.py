@@ -69,7 +69,13 @@ def test_kubectl_apply_get_rollout_logs_exec_delete(
         kubectl("rollout", "status", "deployment/web", "--timeout=60s")
         got = json.loads(kubectl("get", "deployment", "web", "-o", "json").stdout)
         assert got["status"]["readyReplicas"] == 1
-        assert "web" in kubectl("get", "deployments").stdout
+        # server-side Table columns
+        header, row = kubectl("get", "deployments").stdout.splitlines()
+        assert header.split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+        assert row.split()[:4] == ["web", "1/1", "1", "1"]
+        pods = kubectl("get", "pods").stdout.splitlines()
+        assert pods[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+        assert pods[1].split()[1:3] == ["1/1", "Running"]
         assert kubectl("logs", "deployment/web").stdout.strip() == f"started-{ns}"
         assert kubectl("exec", "deployment/web", "--", "echo", "from-exec").stdout == "from-exec\n"
         bad = manifest.read_text().replace("replicas: 1", "replicas: 1\n  bogus: 2")
