@@ -29,9 +29,10 @@ from tests.kubeapi.resources import (
     ROLEBINDINGS,
 )
 from tests.kubeapi.server import Api, Target
+from tests.kubeapi.services import ServiceProxies
 from tests.kubeapi.settings import Settings
 from tests.kubeapi.store import Store
-from tests.kubeapi.stream import pod_exec, pod_portforward
+from tests.kubeapi.stream import pod_exec, pod_portforward, refuse_spdy
 
 # local by its loopback server; a kind-* name would make builds run `kind load`
 CONTEXT = "devloop-kubeapi"
@@ -58,6 +59,10 @@ class KubeApiServer:
         self.kubelet = Kubelet(self.store, self.docker, self.recorder, self.settings)
         self.controllers = Controllers(self.store, self.docker, self.recorder)
         self.auth = Auth(self.store)
+        # Services that map port -> targetPort through a proxy (off: the name is the pods')
+        self.services = ServiceProxies(self.store, self.docker)
+        self.controllers.services = self.services
+        self.kubelet.services = self.services
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._api: Api | None = None
@@ -114,6 +119,7 @@ class KubeApiServer:
             if self._thread is not None:
                 self._thread.join(timeout=10)
         self.controllers.stop()
+        self.services.stop()
         self.kubelet.stop()
         self.docker.cleanup()
 
@@ -201,6 +207,8 @@ class KubeApiServer:
         if t.rt is not PODS or t.name is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         pod = self.store.get(PODS, t.namespace or "", t.name)
+        if t.sub in ("exec", "portforward"):
+            refuse_spdy(request, t.sub)
         if t.sub == "log":
             return await pod_logs(self, request, pod)
         if t.sub == "exec":
@@ -235,8 +243,28 @@ class KubeApiServer:
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
 
+    def hold_terminating(self, name: str) -> None:
+        """Mark namespace `name` Terminating now and keep it so until `release_namespace` (as a
+        slow finalizer would): writes into it get 403 NamespaceTerminating."""
+        self.controllers.held_namespaces.add(name)
+        with self.store.lock:
+            if self.store.find(NAMESPACES, "", name) is None:
+                return
+
+            def terminating(obj: Obj) -> None:
+                obj["metadata"].setdefault("deletionTimestamp", meta.now())
+                obj["status"] = {"phase": "Terminating"}
+
+            self.store.mutate(NAMESPACES, "", name, terminating)
+
+    def release_namespace(self, name: str) -> None:
+        """Let a held namespace finish terminating (it is then removed)."""
+        self.controllers.held_namespaces.discard(name)
+        self.controllers._wake.set()
+
     def delete_namespace(self, name: str, timeout: float = 30.0) -> None:
         """Delete a namespace and wait until it and its pods are gone (test teardown)."""
+        self.controllers.held_namespaces.discard(name)
         with self.store.lock:
             if self.store.find(NAMESPACES, "", name) is None:
                 return

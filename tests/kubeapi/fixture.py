@@ -106,3 +106,15 @@ def kube_fault(kube_api: KubeApi, tmp_path_factory: pytest.TempPathFactory) -> I
         yield KubeFault(front, path, kube_api.context, front.url)
     finally:
         front.stop()
+
+
+@pytest.fixture
+def kube_services(kube_api: KubeApi) -> Iterator[KubeApiServer]:
+    """Services map `port` -> `targetPort` through a proxy, as in a cluster, for this test (the
+    session default keeps the old behaviour: the service name resolves to the pods)."""
+    kube_api.server.services.enabled = True
+    try:
+        yield kube_api.server
+    finally:
+        kube_api.server.services.enabled = False
+        kube_api.server.controllers.reconcile()

@@ -12,7 +12,17 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from aiohttp import web
 
-from tests.kubeapi import apply, defaults, meta, patch, quota, resources, validation
+from tests.kubeapi import (
+    apply,
+    defaults,
+    meta,
+    openapi,
+    patch,
+    quota,
+    resources,
+    table,
+    validation,
+)
 from tests.kubeapi.auth import Attributes, User
 from tests.kubeapi.meta import ApiError, Obj
 from tests.kubeapi.resources import NAMESPACES, PODS, SELFSUBJECTACCESSREVIEWS, ResourceType
@@ -200,6 +210,8 @@ class Api:
             return web.Response(text="ok")
         if parts == ["version"]:
             return resources.SERVER_VERSION
+        if parts[:2] == ["openapi", "v3"]:
+            return openapi.lookup(parts) or self._missing()
         if parts == ["api"]:
             return resources.api_versions()
         if parts == ["apis"]:
@@ -224,7 +236,14 @@ class Api:
             if method == "GET":
                 if flag(request.query, "watch"):
                     return await watch_guarded(self, request, t)
-                return respond(self.list(request, t))
+                listed = self.list(request, t)
+                if table.wants_table(request.headers.get("Accept", "")):
+                    return respond(
+                        table.table(
+                            t.rt.kind, t.rt.api_version, listed["items"], listed["metadata"]
+                        )
+                    )
+                return respond(listed)
             if method == "POST":
                 return respond(*self.create(t, await self._body(request), request))
             if method == "DELETE":
@@ -232,7 +251,10 @@ class Api:
         elif t.sub in ("status", "scale"):
             return respond(await self.subresource(request, t))
         elif method == "GET":
-            return respond(self.store.get(t.rt, t.namespace or "", t.name))
+            obj = self.store.get(t.rt, t.namespace or "", t.name)
+            if table.wants_table(request.headers.get("Accept", "")):
+                return respond(table.table(t.rt.kind, t.rt.api_version, [obj]))
+            return respond(obj)
         elif method == "PUT":
             return respond(self.replace(t, await self._body(request), request))
         elif method == "PATCH":
@@ -419,6 +441,7 @@ class Api:
                     {},
                 )
             self._keep_identity(t, live, result)
+            _validate(request, t, result, apply=False)
             return self._commit_update(t, live, result, _field_manager(request), dry), 200
 
     @staticmethod
