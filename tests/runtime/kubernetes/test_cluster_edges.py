@@ -11,14 +11,15 @@ from typing import TYPE_CHECKING
 
 import docker
 import pytest
-from kubernetes import client as k8s
 
 from tests.runtime.kubernetes.scenarios import (
     EXTRA,
     Target,
     applied,
     cleanup_images,
+    delete_coverage,
     devloop,
+    quota_diagnosis,
     write_project,
 )
 
@@ -72,40 +73,7 @@ def test_delete_covers_other_namespaces_and_cluster_scoped_kinds(
 ) -> None:
     kubeconfig = kube_api.server.write_kubeconfig(tmp_path / "kubeconfig", "devloop-kubeapi")
     target = Target(kubeconfig, "devloop-kubeapi", namespace)
-    other = f"{namespace}-other"
-    extra = (
-        EXTRA
-        + f"""---
-apiVersion: v1
-kind: ConfigMap
-metadata: {{name: elsewhere, namespace: {other}}}
-data: {{a: b}}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {{name: {name}-reader}}
-rules: [{{apiGroups: [""], resources: [pods], verbs: [get]}}]
-"""
-    )
-    write_project(tmp_path, target, name, extra=extra)
-    result = devloop(tmp_path, target, "run", "--timeout", "120")
-    assert result.returncode == 0, result.stderr
-    core = target.core()
-    rbac = k8s.RbacAuthorizationV1Api(core.api_client)
-    assert core.read_namespaced_config_map("elsewhere", other).data == {"a": "b"}
-    role = rbac.read_cluster_role(f"{name}-reader")
-    assert role.metadata is not None and role.metadata.name == f"{name}-reader"
-
-    result = devloop(tmp_path, target, "delete")
-    assert result.returncode == 0, result.stderr
-    assert "deleted 5 object(s)" in result.stdout, result.stdout
-    for call in (
-        lambda: core.read_namespaced_config_map("elsewhere", other),
-        lambda: rbac.read_cluster_role(f"{name}-reader"),
-    ):
-        with pytest.raises(k8s.ApiException) as caught:
-            call()
-        assert caught.value.status == 404
+    delete_coverage(tmp_path, target, name)
 
 
 def test_manifests_a_server_rejects_fail_before_applying(
@@ -169,15 +137,4 @@ def test_a_quota_that_refuses_pods_ends_the_rollout_wait_with_its_reason(
 ) -> None:
     kubeconfig = kube_api.server.write_kubeconfig(tmp_path / "kubeconfig", "devloop-kubeapi")
     target = Target(kubeconfig, "devloop-kubeapi", namespace)
-    write_project(tmp_path, target, name)
-    core = target.core()
-    core.create_namespace({"metadata": {"name": namespace}})
-    core.create_namespaced_resource_quota(
-        namespace,
-        {"metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}},
-    )
-    result = devloop(tmp_path, target, "run", "--timeout", "100")
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "pods cannot be created" in result.stderr, result.stderr
-    assert "exceeded quota: no-pods" in result.stderr, result.stderr
-    assert "did not become ready within" not in result.stderr, result.stderr
+    quota_diagnosis(tmp_path, target, name)
