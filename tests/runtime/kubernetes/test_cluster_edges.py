@@ -138,3 +138,20 @@ def test_a_quota_that_refuses_pods_ends_the_rollout_wait_with_its_reason(
     kubeconfig = kube_api.server.write_kubeconfig(tmp_path / "kubeconfig", "devloop-kubeapi")
     target = Target(kubeconfig, "devloop-kubeapi", namespace)
     quota_diagnosis(tmp_path, target, name)
+
+
+def test_run_waits_for_a_terminating_namespace(
+    tmp_path: Path, kube_api: KubeApi, namespace: str, name: str
+) -> None:
+    import threading
+
+    kubeconfig = kube_api.server.write_kubeconfig(tmp_path / "kubeconfig", "devloop-kubeapi")
+    target = Target(kubeconfig, "devloop-kubeapi", namespace)
+    write_project(tmp_path, target, name)
+    target.core().create_namespace({"metadata": {"name": namespace}})
+    kube_api.server.hold_terminating(namespace)  # a previous `kubectl delete ns` still finishing
+    threading.Timer(4.0, kube_api.server.release_namespace, (namespace,)).start()
+    result = devloop(tmp_path, target, "run", "--timeout", "120")
+    assert result.returncode == 0, result.stderr
+    assert f"namespace {namespace} is still terminating; waiting" in result.stderr, result.stderr
+    assert sorted(applied(target, name)) == ["ConfigMap/web-extra", "Deployment/web", "Service/web"]
