@@ -7,6 +7,7 @@ that came back, so that one broken part does not hide the state of the others.
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from devloop.model.events import Event
 from devloop.model.manifest import project_labels
 from devloop.model.project import Project, Service
 from devloop.runtime.kubernetes.client import probe
+from devloop.runtime.kubernetes.images import load_command
 from devloop.runtime.kubernetes.rest import Rest
 from devloop.watch import survey
 from devloop.watch.roots import watch_roots
@@ -91,6 +93,25 @@ def kube(project: Project | None, context_flag: str | None = None) -> Check:
             "or choose another with `devloop dev --context NAME`",
         )
     return Check("kubernetes", "ok", f"context {context}: API server {version} answers")
+
+
+def cluster_cli(project: Project | None, context_flag: str | None = None) -> Check:
+    """The CLI that loads images into the context's local cluster (kind, k3d, minikube) is on
+    PATH, unless a registry delivers them."""
+    context = context_flag or (project.kube_context if project else None) or current_context()
+    argv = load_command(context, "x") if context else None
+    if argv is None:
+        return Check("cluster CLI", "skip", "the kube context needs no CLI to load images")
+    if project is not None and project.registry:
+        return Check("cluster CLI", "skip", f"images go through registry {project.registry}")
+    if shutil.which(argv[0]) is None:
+        return Check(
+            "cluster CLI",
+            "fail",
+            f"context {context} loads images with `{argv[0]}`, which is not on PATH",
+            f"install {argv[0]}, or set `registry` in devloop.yaml",
+        )
+    return Check("cluster CLI", "ok", f"{argv[0]} on PATH loads images into {context}")
 
 
 def registry(project: Project | None) -> Check:

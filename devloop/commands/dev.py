@@ -15,10 +15,10 @@ from devloop import config
 from devloop.build.builder import Builder
 from devloop.clients.docker import connect
 from devloop.commands.common import new_session_id, selected
-from devloop.errors import EXIT_INTERRUPTED, EXIT_OK
+from devloop.errors import EXIT_INTERRUPTED, EXIT_OK, DevloopError
 from devloop.loop.lock import SessionLock
 from devloop.loop.session import Session
-from devloop.model.events import Emit, Info
+from devloop.model.events import Emit, Info, WarningEvent
 from devloop.model.project import Project
 from devloop.output import sink
 from devloop.runtime.factory import open_runtime, target_of
@@ -80,18 +80,28 @@ def _run(
         project, names, runtime, builder, emit, watcher_factory=watcher_factory(watcher)
     )
     signals = _Signals(session.stop)
+    error: BaseException | None = None
     try:
         signals.install()
         session.start()
         signals.started = True
         session.run()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if not signals.received:
+            error = exc
             raise
+    except BaseException as exc:
+        error = exc
+        raise
     finally:
         signals.shield()  # a second Ctrl-C (or TERM, HUP) must not cut the cleanup short
         try:
             session.close(keep=keep)
+        except DevloopError as exc:
+            if error is None:
+                raise
+            # the real error goes up; a teardown that fails too is only reported
+            emit(WarningEvent(f"cleanup after the error failed too: {exc}"))
         finally:
             signals.restore()
     if signals.received is not None and _builds_running():

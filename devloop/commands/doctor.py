@@ -56,6 +56,7 @@ def _checks(directory: Path, profiles: tuple[str, ...], context: str | None) -> 
     try:
         yield engine
         yield doctor.kube(project, context)
+        yield doctor.cluster_cli(project, context)
         yield doctor.registry(project)
         yield doctor.inotify(project)
         if project is not None and client is None:

@@ -35,6 +35,11 @@ from devloop.sync.syncer import Syncer
 from devloop.watch.choice import WatcherFactory
 from devloop.watch.choice import watcher_factory as watcher_factory_for
 
+# Backoff of work that failed on an error (an API server that answered 5xx, a dropped
+# connection): 0.5 s doubling to 15 s, as Tilt's port-forward reconnects.
+RETRY_MIN = 0.5
+RETRY_MAX = 15.0
+
 
 @dataclass(frozen=True)
 class InstancesChanged:
@@ -77,6 +82,7 @@ class Session:
         self._ready_timeout = ready_timeout
         self.stop = threading.Event()
         self._queue: queue.Queue[Work] = queue.Queue()
+        self._retry_in = 0.0  # the current backoff after a failed step; 0 after a good one
         self._interrupt = threading.Event()  # a new edit interrupts a wait for readiness
         self._syncer = Syncer(runtime, emit)
         self._state = {n: _ServiceState() for n in self.names}
@@ -113,12 +119,30 @@ class Session:
         except queue.Empty:
             return not self.stop.is_set()
         self._interrupt.clear()
-        batches, changed = _coalesce([first, *_drain(self._queue)])
-        if batches:
-            self._on_changes(batches)
-        for service in changed:
-            self._on_instances(service)
+        work = [first, *_drain(self._queue)]
+        batches, changed = _coalesce(work)
+        try:
+            if batches:
+                self._on_changes(batches)
+            for service in changed:
+                self._on_instances(service)
+        except DevloopError as exc:
+            # an API server blip, a dropped connection: say so and try the same work again
+            # later; only Ctrl-C ends a dev session
+            self._retry_in = min(self._retry_in * 2, RETRY_MAX) if self._retry_in else RETRY_MIN
+            self._emit(Error(f"{exc} (retrying in {self._retry_in:.1f} s)"))
+            self._requeue(work, self._retry_in)
+        else:
+            self._retry_in = 0.0
         return not self.stop.is_set()
+
+    def _requeue(self, work: Sequence[Work], delay: float) -> None:
+        def put_back() -> None:
+            if not self.stop.wait(delay):
+                for item in work:
+                    self._queue.put(item)
+
+        threading.Thread(target=put_back, name="devloop-retry", daemon=True).start()
 
     def run(self) -> None:
         while self.step():

@@ -13,17 +13,26 @@ import yaml
 from aiohttp import web
 
 from tests.kubeapi import defaults, meta
+from tests.kubeapi.auth import ADMIN_TOKEN, DEFAULT_CLUSTER_ROLES, Auth, cluster_role
 from tests.kubeapi.controller import Controllers
 from tests.kubeapi.dockerops import Docker
 from tests.kubeapi.events import Recorder
 from tests.kubeapi.kubelet import Kubelet
 from tests.kubeapi.logs import pod_logs
 from tests.kubeapi.meta import ApiError, Obj
-from tests.kubeapi.resources import NAMESPACES, NODES, PODS
+from tests.kubeapi.resources import (
+    CLUSTERROLEBINDINGS,
+    CLUSTERROLES,
+    NAMESPACES,
+    NODES,
+    PODS,
+    ROLEBINDINGS,
+)
 from tests.kubeapi.server import Api, Target
+from tests.kubeapi.services import ServiceProxies
 from tests.kubeapi.settings import Settings
 from tests.kubeapi.store import Store
-from tests.kubeapi.stream import pod_exec, pod_portforward
+from tests.kubeapi.stream import pod_exec, pod_portforward, refuse_spdy
 
 # local by its loopback server; a kind-* name would make builds run `kind load`
 CONTEXT = "devloop-kubeapi"
@@ -49,6 +58,11 @@ class KubeApiServer:
         self.recorder = Recorder(self.store, self.settings.node_name)
         self.kubelet = Kubelet(self.store, self.docker, self.recorder, self.settings)
         self.controllers = Controllers(self.store, self.docker, self.recorder)
+        self.auth = Auth(self.store)
+        # Services that map port -> targetPort through a proxy (off: the name is the pods')
+        self.services = ServiceProxies(self.store, self.docker)
+        self.controllers.services = self.services
+        self.kubelet.services = self.services
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._api: Api | None = None
@@ -105,6 +119,7 @@ class KubeApiServer:
             if self._thread is not None:
                 self._thread.join(timeout=10)
         self.controllers.stop()
+        self.services.stop()
         self.kubelet.stop()
         self.docker.cleanup()
 
@@ -114,6 +129,44 @@ class KubeApiServer:
             defaults.prepare(NAMESPACES, ns, None)
             self.store.create(NAMESPACES, ns)
         self.store.create(NODES, self._node())
+        for name, rules in DEFAULT_CLUSTER_ROLES.items():
+            self.store.create(CLUSTERROLES, cluster_role(name, rules))
+        admins: Obj = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "cluster-admin"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "cluster-admin",
+            },
+            "subjects": [
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:masters"}
+            ],
+        }
+        self.store.create(CLUSTERROLEBINDINGS, admins)
+
+    def grant(
+        self, namespace: str, user: str, role: str = "edit", kind: str = "ClusterRole"
+    ) -> None:
+        """Bind `role` (a ClusterRole such as edit/view/admin, or a Role) to `user` in
+        `namespace`, creating the namespace if needed (as a cluster admin would)."""
+        with self.store.lock:
+            if self.store.find(NAMESPACES, "", namespace) is None:
+                ns: Obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+                defaults.prepare(NAMESPACES, ns, None)
+                self.store.create(NAMESPACES, ns)
+            binding: Obj = {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": f"{user}-{role}".lower(), "namespace": namespace},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role},
+                "subjects": [
+                    {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}
+                ],
+            }
+            if self.store.find(ROLEBINDINGS, namespace, binding["metadata"]["name"]) is None:
+                self.store.create(ROLEBINDINGS, binding)
 
     def _node(self) -> Obj:
         name = self.settings.node_name
@@ -154,6 +207,8 @@ class KubeApiServer:
         if t.rt is not PODS or t.name is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         pod = self.store.get(PODS, t.namespace or "", t.name)
+        if t.sub in ("exec", "portforward"):
+            refuse_spdy(request, t.sub)
         if t.sub == "log":
             return await pod_logs(self, request, pod)
         if t.sub == "exec":
@@ -161,14 +216,21 @@ class KubeApiServer:
         return await pod_portforward(self, request, pod)
 
     def write_kubeconfig(
-        self, path: Path, context: str = CONTEXT, namespace: str = "default"
+        self,
+        path: Path,
+        context: str = CONTEXT,
+        namespace: str = "default",
+        token: str = ADMIN_TOKEN,
+        server: str | None = None,
     ) -> Path:
+        """A kubeconfig for this server (or `server`, e.g. a fault front); `token` picks the
+        identity (default: the cluster admin)."""
         config = {
             "apiVersion": "v1",
             "kind": "Config",
             "preferences": {},
-            "clusters": [{"name": context, "cluster": {"server": self.url}}],
-            "users": [{"name": context, "user": {"token": "devloop-test-token"}}],
+            "clusters": [{"name": context, "cluster": {"server": server or self.url}}],
+            "users": [{"name": context, "user": {"token": token}}],
             "contexts": [
                 {
                     "name": context,
@@ -181,8 +243,28 @@ class KubeApiServer:
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
 
+    def hold_terminating(self, name: str) -> None:
+        """Mark namespace `name` Terminating now and keep it so until `release_namespace` (as a
+        slow finalizer would): writes into it get 403 NamespaceTerminating."""
+        self.controllers.held_namespaces.add(name)
+        with self.store.lock:
+            if self.store.find(NAMESPACES, "", name) is None:
+                return
+
+            def terminating(obj: Obj) -> None:
+                obj["metadata"].setdefault("deletionTimestamp", meta.now())
+                obj["status"] = {"phase": "Terminating"}
+
+            self.store.mutate(NAMESPACES, "", name, terminating)
+
+    def release_namespace(self, name: str) -> None:
+        """Let a held namespace finish terminating (it is then removed)."""
+        self.controllers.held_namespaces.discard(name)
+        self.controllers._wake.set()
+
     def delete_namespace(self, name: str, timeout: float = 30.0) -> None:
         """Delete a namespace and wait until it and its pods are gone (test teardown)."""
+        self.controllers.held_namespaces.discard(name)
         with self.store.lock:
             if self.store.find(NAMESPACES, "", name) is None:
                 return

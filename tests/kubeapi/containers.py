@@ -6,12 +6,14 @@ import base64
 import io
 import re
 import tarfile
+from pathlib import Path
 from typing import Any
 
 from tests.kubeapi.dockerops import Docker
 from tests.kubeapi.meta import Obj
 from tests.kubeapi.resources import CONFIGMAPS, SECRETS
 from tests.kubeapi.store import Store
+from tests.kubeapi.volumes import binds
 
 _UNITS = {
     "": 1,
@@ -122,13 +124,47 @@ def _user(pod: Obj, c: Obj) -> str | None:
     )
 
 
-def create(docker: Docker, store: Store, pod: Obj, c: Obj, pause_id: str, attempt: int) -> str:
+def _check_non_root(docker: Docker, pod: Obj, c: Obj) -> None:
+    """runAsNonRoot as the kubelet verifies it against the image's user."""
+    ctx = (pod["spec"].get("securityContext") or {}) | (c.get("securityContext") or {})
+    if not ctx.get("runAsNonRoot"):
+        return
+    md = pod["metadata"]
+    where = f'(pod: "{md["name"]}_{md["namespace"]}({md["uid"]})", container: {c["name"]})'
+    if "runAsUser" in ctx:
+        if int(ctx["runAsUser"]) == 0:
+            raise ConfigError(f"container's runAsUser breaks non-root policy {where}")
+        return
+    image = docker.image(c["image"]) or {}
+    user = str((image.get("Config") or {}).get("User") or "").split(":", 1)[0]
+    if user in ("", "0", "root"):
+        raise ConfigError(f"container has runAsNonRoot and image will run as root {where}")
+    if not user.isdigit():
+        raise ConfigError(
+            f"container has runAsNonRoot and image has non-numeric user ({user}), cannot "
+            f"verify user is non-root {where}"
+        )
+
+
+def create(
+    docker: Docker,
+    store: Store,
+    pod: Obj,
+    c: Obj,
+    pause_id: str,
+    attempt: int,
+    volumes: dict[str, Path] | None = None,
+) -> str:
     """Create (not start) the Docker container for container `c`; its id."""
     env = resolve_env(store, pod, c)
+    _check_non_root(docker, pod, c)
     md = pod["metadata"]
     limit = ((c.get("resources") or {}).get("limits") or {}).get("memory")
     host_config = docker.api.create_host_config(
-        network_mode=f"container:{pause_id}", mem_limit=quantity(limit) if limit else None
+        network_mode=f"container:{pause_id}",
+        mem_limit=quantity(limit) if limit else None,
+        binds=binds(c, volumes or {}),
+        read_only=bool((c.get("securityContext") or {}).get("readOnlyRootFilesystem")),
     )
     # Kubernetes semantics: `command` replaces ENTRYPOINT (and drops the image's CMD),
     # `args` replaces CMD; Docker behaves the same when Entrypoint is given without Cmd.

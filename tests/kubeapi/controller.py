@@ -9,6 +9,7 @@ from tests.kubeapi.dockerops import Docker
 from tests.kubeapi.events import Recorder
 from tests.kubeapi.meta import ApiError, Obj
 from tests.kubeapi.resources import DEPLOYMENTS, NAMESPACES, PODS, REPLICASETS, TYPES
+from tests.kubeapi.services import ServiceProxies
 from tests.kubeapi.store import Change, Store
 from tests.kubeapi.workloads import Deployments, ReplicaSets
 
@@ -22,6 +23,9 @@ class Controllers:
         self.store, self.docker = store, docker
         self.deployments = Deployments(store, recorder)
         self.replicasets = ReplicaSets(store, recorder)
+        # namespaces kept in Terminating (as a finalizer that never finishes would) until released
+        self.held_namespaces: set[str] = set()
+        self.services: ServiceProxies | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="controllers", daemon=True)
@@ -50,6 +54,8 @@ class Controllers:
 
     def reconcile(self) -> None:
         self._namespaces()
+        if self.services is not None:
+            self._guard(self.services.reconcile)
         self._collect_garbage()
         pods = self.store.list(PODS)
         for d in self.store.list(DEPLOYMENTS):
@@ -103,6 +109,6 @@ class Controllers:
                 for obj in self.store.list(rt, name):
                     left += 1
                     self.delete(rt, obj)
-            if left == 0:
+            if left == 0 and name not in self.held_namespaces:
                 self.docker.remove_network(name)
                 self.store.remove(NAMESPACES, "", name)

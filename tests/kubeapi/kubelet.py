@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.kubeapi.dockerops import Docker
 from tests.kubeapi.events import Recorder
@@ -15,6 +15,9 @@ from tests.kubeapi.podstatus import Run
 from tests.kubeapi.resources import CONFIGMAPS, PODS, SECRETS, SERVICES
 from tests.kubeapi.settings import Settings
 from tests.kubeapi.store import Change, Store
+
+if TYPE_CHECKING:
+    from tests.kubeapi.services import ServiceProxies
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,7 @@ class Kubelet:
     ) -> None:
         self.store, self.docker, self.recorder, self.settings = store, docker, recorder, settings
         self.images = Images(docker, settings, recorder)
+        self.services: ServiceProxies | None = None
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._workers: dict[str, PodWorker] = {}

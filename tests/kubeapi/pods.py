@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import docker.errors
 
-from tests.kubeapi import containers, meta, podstatus, probes
+from tests.kubeapi import containers, meta, podstatus, probes, volumes
 from tests.kubeapi.dockerops import explain
 from tests.kubeapi.meta import ApiError, Obj
 from tests.kubeapi.podstatus import Run
 from tests.kubeapi.resources import PODS, SERVICES
+from tests.kubeapi.services import dns_names, endpoints_alias
 from tests.kubeapi.settings import go_duration
 
 if TYPE_CHECKING:
@@ -41,6 +45,9 @@ class PodWorker(threading.Thread):
         self.aliases: list[str] = []
         self._wake = threading.Event()
         self.finished = threading.Event()
+        self.volumes: dict[str, Path] | None = None
+        self._volume_root: Path | None = None
+        self._mount_error = ""
 
     def wake(self) -> None:
         self._wake.set()
@@ -112,13 +119,11 @@ class PodWorker(threading.Thread):
             selector = svc["spec"].get("selector") or {}
             if selector and all(labels.get(k) == v for k, v in selector.items()):
                 name = svc["metadata"]["name"]
-                ns = self.namespace
-                names += [
-                    name,
-                    f"{name}.{ns}",
-                    f"{name}.{ns}.svc",
-                    f"{name}.{ns}.svc.cluster.local",
-                ]
+                proxied = self.kubelet.services is not None and self.kubelet.services.enabled
+                if proxied:
+                    names.append(endpoints_alias(name))
+                else:
+                    names += dns_names(name, self.namespace)
         return sorted(names)
 
     def _refresh_ip(self, network: str) -> None:
@@ -164,9 +169,34 @@ class PodWorker(threading.Thread):
             pod = self.store.get(PODS, self.namespace, self.pod_name)
         if not self._ensure_sandbox(pod):
             return 2.0
+        if self.volumes is None and not self._mount(pod):
+            for c in pod["spec"]["containers"]:
+                self.runs.setdefault(c["name"], Run(spec=c))
+            self._write_status(
+                podstatus.compute(
+                    pod,
+                    [self.runs[c["name"]] for c in pod["spec"]["containers"]],
+                    self.pod_ip,
+                    self.host_ip,
+                    self.pause is not None,
+                )
+            )
+            return 2.0
+        inits = pod["spec"].get("initContainers") or []
+        for c in inits:
+            run = self.runs.setdefault(c["name"], Run(spec=c, init=True))
+            if run.succeeded:
+                continue
+            if not run.done:
+                self._sync_container(pod, run, c)
+            if not run.succeeded:
+                break
+        if all(self.runs[c["name"]].succeeded for c in inits):
+            for c in pod["spec"]["containers"]:
+                run = self.runs.setdefault(c["name"], Run(spec=c))
+                self._sync_container(pod, run, c)
         for c in pod["spec"]["containers"]:
-            run = self.runs.setdefault(c["name"], Run(spec=c))
-            self._sync_container(pod, run, c)
+            self.runs.setdefault(c["name"], Run(spec=c))
         self._probe(pod)
         self._write_status(
             podstatus.compute(
@@ -175,9 +205,22 @@ class PodWorker(threading.Thread):
                 self.pod_ip,
                 self.host_ip,
                 self.pause is not None,
+                [self.runs[c["name"]] for c in inits if c["name"] in self.runs],
             )
         )
         return self._next_wait()
+
+    def _mount(self, pod: Obj) -> bool:
+        if self._volume_root is None:
+            self._volume_root = Path(tempfile.mkdtemp(prefix=f"kubeapi-{self.docker.server_id}-"))
+        try:
+            self.volumes = volumes.prepare(self.store, self._volume_root, pod)
+        except volumes.MountError as exc:
+            if str(exc) != self._mount_error:
+                self._mount_error = str(exc)
+                self._event(pod, "Warning", "FailedMount", str(exc))
+            return False
+        return True
 
     def _next_wait(self) -> float:
         now = time.monotonic()
@@ -215,7 +258,9 @@ class PodWorker(threading.Thread):
     def _start(self, pod: Obj, run: Run) -> None:
         assert self.pause is not None
         try:
-            cid = containers.create(self.docker, self.store, pod, run.spec, self.pause, run.attempt)
+            cid = containers.create(
+                self.docker, self.store, pod, run.spec, self.pause, run.attempt, self.volumes
+            )
         except containers.ConfigError as exc:
             run.waiting = ("CreateContainerConfigError", str(exc))
             self._event(pod, "Warning", "Failed", f"Error: {exc}")
@@ -283,6 +328,8 @@ class PodWorker(threading.Thread):
 
     def _after_exit(self, pod: Obj, run: Run, term: Obj) -> None:
         policy = pod["spec"].get("restartPolicy", "Always")
+        if run.init and policy == "Always":
+            policy = "OnFailure"  # an init container that succeeded is done
         if policy == "Never" or (policy == "OnFailure" and term["exitCode"] == 0):
             run.terminated, run.done = term, True
             return
@@ -317,7 +364,7 @@ class PodWorker(threading.Thread):
     def _probe(self, pod: Obj) -> None:
         now = time.monotonic()
         for run in self.runs.values():
-            if not run.running or run.exited or not self.pod_ip or run.current is None:
+            if run.init or not run.running or run.exited or not self.pod_ip or run.current is None:
                 continue
             if run.startup and not run.startup.result and run.startup.due(now):
                 self._attempt(pod, run, run.startup, "Startup")
@@ -398,3 +445,6 @@ class PodWorker(threading.Thread):
         if self.pause:
             self.docker.remove_container(self.pause)
             self.pause = None
+        if self._volume_root is not None:
+            shutil.rmtree(self._volume_root, ignore_errors=True)
+            self._volume_root = None

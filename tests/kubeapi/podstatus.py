@@ -48,6 +48,11 @@ class Run:
     liveness: Prober | None = None
     startup: Prober | None = None
     pull: PullState = field(default_factory=PullState)
+    init: bool = False  # an init container: runs to completion before the others start
+
+    @property
+    def succeeded(self) -> bool:
+        return self.done and (self.terminated or {}).get("exitCode") == 0
 
     @property
     def started(self) -> bool:
@@ -110,11 +115,24 @@ def phase(pod: Obj, runs: list[Run]) -> str:
 
 
 def compute(
-    pod: Obj, runs: list[Run], pod_ip: str | None, host_ip: str | None, sandbox_ready: bool
+    pod: Obj,
+    runs: list[Run],
+    pod_ip: str | None,
+    host_ip: str | None,
+    sandbox_ready: bool,
+    init_runs: list[Run] | None = None,
 ) -> Obj:
     """The full status block the kubelet would report for this pod now."""
     previous = (pod.get("status") or {}).get("conditions") or []
+    init_runs = init_runs or []
+    incomplete = [r.spec["name"] for r in init_runs if not r.succeeded]
     pod_phase = phase(pod, runs)
+    if incomplete:
+        failed = any(r.done and not r.succeeded for r in init_runs)
+        pod_phase = "Failed" if failed else "Pending"
+        for r in runs:
+            if r.attempt == 0:
+                r.waiting = ("PodInitializing", "")
     unready = [r.spec["name"] for r in runs if not r.ready]
     if pod_phase == "Succeeded":
         reason, message = "PodCompleted", ""
@@ -125,7 +143,15 @@ def compute(
         "phase": pod_phase,
         "conditions": [
             _condition("PodReadyToStartContainers", sandbox_ready, previous),
-            _condition("Initialized", True, previous),
+            _condition(
+                "Initialized",
+                not incomplete,
+                previous,
+                "ContainersNotInitialized" if incomplete else "",
+                f"containers with incomplete status: [{' '.join(incomplete)}]"
+                if incomplete
+                else "",
+            ),
             _condition("Ready", not unready, previous, reason, message),
             _condition("ContainersReady", not unready, previous, reason, message),
             _condition("PodScheduled", True, previous),
@@ -134,6 +160,10 @@ def compute(
         "startTime": (pod.get("status") or {}).get("startTime") or meta.now(),
         "containerStatuses": [container_status(r) for r in runs],
     }
+    if init_runs:
+        status["initContainerStatuses"] = [
+            container_status(r) | {"ready": r.succeeded} for r in init_runs
+        ]
     if host_ip:
         status |= {"hostIP": host_ip, "hostIPs": [{"ip": host_ip}]}
     if pod_ip:

@@ -109,6 +109,28 @@ REPLICASETS = ResourceType(
     subresources=("status", "scale"),
     has_generation=True,
 )
+RBAC = "rbac.authorization.k8s.io"
+ROLES = ResourceType(RBAC, "v1", "roles", "Role", True)
+ROLEBINDINGS = ResourceType(RBAC, "v1", "rolebindings", "RoleBinding", True)
+CLUSTERROLES = ResourceType(RBAC, "v1", "clusterroles", "ClusterRole", False)
+CLUSTERROLEBINDINGS = ResourceType(RBAC, "v1", "clusterrolebindings", "ClusterRoleBinding", False)
+SELFSUBJECTACCESSREVIEWS = ResourceType(
+    "authorization.k8s.io",
+    "v1",
+    "selfsubjectaccessreviews",
+    "SelfSubjectAccessReview",
+    False,
+    ("create",),
+)
+RESOURCEQUOTAS = ResourceType(
+    "",
+    "v1",
+    "resourcequotas",
+    "ResourceQuota",
+    True,
+    short_names=("quota",),
+    subresources=("status",),
+)
 
 TYPES = (
     NAMESPACES,
@@ -121,8 +143,14 @@ TYPES = (
     NODES,
     DEPLOYMENTS,
     REPLICASETS,
+    ROLES,
+    ROLEBINDINGS,
+    CLUSTERROLES,
+    CLUSTERROLEBINDINGS,
+    SELFSUBJECTACCESSREVIEWS,
+    RESOURCEQUOTAS,
 )
-GROUPS = {"apps": ("v1",)}
+GROUPS = {"apps": ("v1",), RBAC: ("v1",), "authorization.k8s.io": ("v1",)}
 
 
 def lookup(group: str, version: str, plural: str) -> ResourceType | None:

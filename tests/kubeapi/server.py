@@ -12,9 +12,20 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from aiohttp import web
 
-from tests.kubeapi import apply, defaults, meta, patch, resources
+from tests.kubeapi import (
+    apply,
+    defaults,
+    meta,
+    openapi,
+    patch,
+    quota,
+    resources,
+    table,
+    validation,
+)
+from tests.kubeapi.auth import Attributes, User
 from tests.kubeapi.meta import ApiError, Obj
-from tests.kubeapi.resources import NAMESPACES, PODS, ResourceType
+from tests.kubeapi.resources import NAMESPACES, PODS, SELFSUBJECTACCESSREVIEWS, ResourceType
 from tests.kubeapi.selectors import matcher
 from tests.kubeapi.store import Store
 from tests.kubeapi.watch import watch_guarded
@@ -23,6 +34,7 @@ if TYPE_CHECKING:
     from tests.kubeapi.app import KubeApiServer
 
 JSON = "application/json"
+WARNINGS = web.RequestKey("warnings", list[str])
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,45 @@ def parse_target(group: str, version: str, rest: list[str]) -> Target:
     if sub is not None and sub not in rt.subresources:
         raise missing
     return Target(rt, namespace, name, sub)
+
+
+def attributes(request: web.Request, t: Target) -> Attributes:
+    """The RBAC verb and resource of a resource request (as the real RequestInfo works out)."""
+    method, named = request.method, t.name is not None
+    if t.sub in ("exec", "attach", "portforward"):
+        verb = "create"  # also for the WebSocket GET (AuthorizePodWebsocketUpgradeCreatePermission)
+    elif method == "GET":
+        verb = "get" if named else ("watch" if flag(request.query, "watch") else "list")
+    else:
+        verb = {
+            "POST": "create",
+            "PUT": "update",
+            "PATCH": "patch",
+            "DELETE": "delete" if named else "deletecollection",
+        }.get(method, method.lower())
+    namespace = t.namespace or ""
+    if t.rt is NAMESPACES and named:
+        namespace = t.name or ""  # a namespace is its own namespace, to RBAC
+    return Attributes(
+        verb=verb,
+        group=t.rt.group,
+        resource=t.rt.plural,
+        subresource=t.sub or "",
+        namespace=namespace,
+        name=t.name or "",
+    )
+
+
+def _validate(request: web.Request, t: Target, body: Obj, apply: bool) -> None:
+    """fieldValidation (Strict | Warn, the default | Ignore) and list-map keys; warnings are
+    sent as `Warning: 299 - "..."` headers."""
+    mode = request.query.get("fieldValidation") or "Warn"
+    if mode not in ("Strict", "Warn", "Ignore"):
+        raise meta.bad_request(
+            f"fieldValidation: Unsupported value: {mode!r}: supported values: "
+            '"Ignore", "Strict", "Warn"'
+        )
+    request.setdefault(WARNINGS, []).extend(validation.check(t.rt, body, mode, apply))
 
 
 def flag(query: Any, key: str) -> bool:
@@ -84,28 +135,83 @@ class Api:
     async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
         try:
             response: web.StreamResponse = await handler(request)
-            return response
         except ApiError as exc:
-            return respond(exc.status(), exc.code)
+            response = respond(exc.status(), exc.code)
+        if not response.prepared:
+            for text in request.get(WARNINGS, []):
+                escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+                response.headers.add("Warning", f'299 - "{escaped}"')
+        return response
 
     async def route(self, request: web.Request) -> web.StreamResponse:
+        user = self.server.auth.authenticate(request.headers.get("Authorization"))
         parts = [p for p in request.path.split("/") if p]
-        found = self._discovery(parts)
-        if found is not None:
-            return found if isinstance(found, web.StreamResponse) else respond(found)
+        target: Target | None = None
         if len(parts) >= 3 and parts[0] == "api":
             target = parse_target("", parts[1], parts[2:])
         elif len(parts) >= 4 and parts[0] == "apis":
             target = parse_target(parts[1], parts[2], parts[3:])
-        else:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if target is None:
+            self.server.auth.check(user, Attributes(verb=request.method.lower(), path=request.path))
+            found = self._discovery(parts)
+            if found is None:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            return found if isinstance(found, web.StreamResponse) else respond(found)
+        self.server.auth.check(user, attributes(request, target))
+        if target.rt is SELFSUBJECTACCESSREVIEWS:
+            return respond(self.access_review(user, await self._body(request)), 201)
         return await self.dispatch(request, target)
+
+    def access_review(self, user: User, body: Obj) -> Obj:
+        """SelfSubjectAccessReview: may the caller do what spec.resourceAttributes says?"""
+        spec = body.get("spec") or {}
+        res, non = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
+        if res:
+            a = Attributes(
+                verb=res.get("verb", ""),
+                group=res.get("group", ""),
+                resource=res.get("resource", ""),
+                subresource=res.get("subresource", ""),
+                namespace=res.get("namespace", ""),
+                name=res.get("name", ""),
+            )
+        elif non:
+            a = Attributes(verb=non.get("verb", ""), path=non.get("path", ""))
+        else:
+            raise meta.invalid(
+                "SelfSubjectAccessReview",
+                "authorization.k8s.io",
+                "",
+                [
+                    (
+                        "FieldValueRequired",
+                        "spec.resourceAttributes",
+                        "Required value: exactly one of nonResourceAttributes or "
+                        "resourceAttributes must be specified",
+                    )
+                ],
+            )
+        allowed = self.server.auth.allowed(user, a)
+        status: Obj = {"allowed": allowed}
+        if allowed:
+            status["reason"] = (
+                "" if "system:masters" in user.groups else "RBAC: allowed by a role binding"
+            )
+        return {
+            "kind": "SelfSubjectAccessReview",
+            "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {"creationTimestamp": None},
+            "spec": spec,
+            "status": status,
+        }
 
     def _discovery(self, parts: list[str]) -> Obj | web.StreamResponse | None:
         if parts in (["healthz"], ["livez"], ["readyz"]):
             return web.Response(text="ok")
         if parts == ["version"]:
             return resources.SERVER_VERSION
+        if parts[:2] == ["openapi", "v3"]:
+            return openapi.lookup(parts) or self._missing()
         if parts == ["api"]:
             return resources.api_versions()
         if parts == ["apis"]:
@@ -130,7 +236,14 @@ class Api:
             if method == "GET":
                 if flag(request.query, "watch"):
                     return await watch_guarded(self, request, t)
-                return respond(self.list(request, t))
+                listed = self.list(request, t)
+                if table.wants_table(request.headers.get("Accept", "")):
+                    return respond(
+                        table.table(
+                            t.rt.kind, t.rt.api_version, listed["items"], listed["metadata"]
+                        )
+                    )
+                return respond(listed)
             if method == "POST":
                 return respond(*self.create(t, await self._body(request), request))
             if method == "DELETE":
@@ -138,7 +251,10 @@ class Api:
         elif t.sub in ("status", "scale"):
             return respond(await self.subresource(request, t))
         elif method == "GET":
-            return respond(self.store.get(t.rt, t.namespace or "", t.name))
+            obj = self.store.get(t.rt, t.namespace or "", t.name)
+            if table.wants_table(request.headers.get("Accept", "")):
+                return respond(table.table(t.rt.kind, t.rt.api_version, [obj]))
+            return respond(obj)
         elif method == "PUT":
             return respond(self.replace(t, await self._body(request), request))
         elif method == "PATCH":
@@ -253,6 +369,8 @@ class Api:
         body["metadata"].pop("resourceVersion", None)
         defaults.prepare(t.rt, body, None)
         self._namespace_open(t, body["metadata"]["name"])
+        if t.rt is PODS:
+            quota.admit(self.store, body)
         if manager:
             apply.record_update(t.rt, None, body, manager)
         if dry:
@@ -263,6 +381,7 @@ class Api:
         if t.namespace is None and t.rt.namespaced:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         self._check_kind(t, body)
+        _validate(request, t, body, apply=False)
         self._place(t, body)
         with self.store.lock:
             return self._commit_create(
@@ -279,6 +398,7 @@ class Api:
 
     def replace(self, t: Target, body: Obj, request: web.Request) -> Obj:
         self._check_kind(t, body)
+        _validate(request, t, body, apply=False)
         self._place(t, body)
         if body["metadata"].get("name") != t.name:
             raise meta.bad_request(
@@ -321,6 +441,7 @@ class Api:
                     {},
                 )
             self._keep_identity(t, live, result)
+            _validate(request, t, result, apply=False)
             return self._commit_update(t, live, result, _field_manager(request), dry), 200
 
     @staticmethod
@@ -347,6 +468,7 @@ class Api:
             raise meta.bad_request("the body of the request must be an object")
         self._check_kind(t, body, required=True)
         self._place(t, body)
+        _validate(request, t, body, apply=True)
         if body["metadata"].get("name") != t.name:
             raise meta.bad_request(
                 f"the name of the object ({body['metadata'].get('name')}) does not "

@@ -22,6 +22,26 @@ STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 V5, V4 = "v5.channel.k8s.io", "v4.channel.k8s.io"
 
 
+def refuse_spdy(request: web.Request, sub: str) -> None:
+    """SPDY (kubectl <= 1.29, and SPDY tunnelled in WebSocket for port-forward in newer kubectl)
+    is not spoken here: say so instead of failing obscurely."""
+    upgrade = request.headers.get("Upgrade", "").lower()
+    offered = request.headers.get("Sec-WebSocket-Protocol", "")
+    spdy = upgrade.startswith("spdy")
+    tunnelled = (
+        upgrade == "websocket" and "SPDY/3.1+" in offered and "channel.k8s.io" not in offered
+    )
+    if spdy or tunnelled:
+        how = "a SPDY/3.1 upgrade" if spdy else f"SPDY tunnelled over WebSocket ({offered})"
+        raise ApiError(
+            400,
+            "BadRequest",
+            f"{sub} over {how} is not supported by this test API server: it speaks only "
+            f"WebSocket with the {V5} / {V4} subprotocols"
+            + (" and ?ports=N in the query" if sub == "portforward" else ""),
+        )
+
+
 def _flag(query: Any, key: str, default: bool = False) -> bool:
     value = query.get(key)
     return default if value is None else str(value).lower() in ("true", "1")

@@ -8,7 +8,7 @@ import json
 import math
 import time
 
-from tests.kubeapi import defaults, meta
+from tests.kubeapi import defaults, meta, quota
 from tests.kubeapi.events import Recorder
 from tests.kubeapi.meta import ApiError, Obj
 from tests.kubeapi.resources import DEPLOYMENTS, PODS, REPLICASETS
@@ -99,13 +99,14 @@ class ReplicaSets:
         )
         status["observedGeneration"] = rs["metadata"].get("generation", 1)
         status.setdefault("replicas", 0)
-        if rs.get("status") != status:
-            self.store.mutate(
-                REPLICASETS,
-                rs["metadata"]["namespace"],
-                rs["metadata"]["name"],
-                lambda obj: obj.__setitem__("status", status),
-            )
+        before = {k: v for k, v in (rs.get("status") or {}).items() if k != "conditions"}
+        if before != status:
+
+            def put(obj: Obj) -> None:
+                conditions = (obj.get("status") or {}).get("conditions")
+                obj["status"] = status | ({"conditions": conditions} if conditions else {})
+
+            self.store.mutate(REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"], put)
 
     def _create_pod(self, rs: Obj) -> None:
         template = copy.deepcopy(rs["spec"]["template"])
@@ -120,12 +121,52 @@ class ReplicaSets:
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": md, "spec": template["spec"]}
         defaults.prepare(PODS, pod, None)
         try:
+            quota.admit(self.store, pod)
+        except ApiError as exc:
+            self._failed_create(rs, exc.message)
+            return
+        try:
             self.store.create(PODS, pod)
         except ApiError:
             return  # a name collision: the next pass tries again
+        self._failed_create(rs, None)
         self.recorder.record(
             rs, "Normal", "SuccessfulCreate", f"Created pod: {name}", "replicaset-controller"
         )
+
+    def _failed_create(self, rs: Obj, message: str | None) -> None:
+        """The ReplicaFailure condition and FailedCreate event the real controller writes."""
+        md = rs["metadata"]
+        if message is not None:
+            self.recorder.record(
+                rs, "Warning", "FailedCreate", f"Error creating: {message}", "replicaset-controller"
+            )
+
+        def put(obj: Obj) -> None:
+            status = obj.setdefault("status", {})
+            others = [c for c in status.get("conditions") or [] if c["type"] != "ReplicaFailure"]
+            if message is not None:
+                others.append(
+                    {
+                        "type": "ReplicaFailure",
+                        "status": "True",
+                        "lastTransitionTime": meta.now(),
+                        "reason": "FailedCreate",
+                        "message": message,
+                    }
+                )
+            if others:
+                status["conditions"] = others
+            else:
+                status.pop("conditions", None)
+
+        live = self.store.find(REPLICASETS, md["namespace"], md["name"])
+        had = any(
+            c["type"] == "ReplicaFailure"
+            for c in ((live or {}).get("status") or {}).get("conditions") or []
+        )
+        if live is not None and (message is not None or had):
+            self.store.mutate(REPLICASETS, md["namespace"], md["name"], put)
 
     def _delete_pod(self, rs: Obj, pod: Obj) -> None:
         grace = int(pod["spec"].get("terminationGracePeriodSeconds", 30))

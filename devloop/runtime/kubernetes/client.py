@@ -31,7 +31,7 @@ def connect(project: Project, context_flag: str | None) -> Cluster:
     cfg = configuration(name)
     server = str(cfg.host)
     check_allowed(name, server, project.allowed_contexts, context_flag)
-    rest = Rest(cfg)
+    rest = Rest(cfg, reload=lambda: configuration(name))
     probe(rest, name)
     return Cluster(name, server, project.namespace, rest)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 from devloop.build.deliver import OnLine
 from devloop.build.output import BuildLog
@@ -55,15 +57,41 @@ class ClusterImages:
                 "(install it, or set `registry` in devloop.yaml)"
             )
         log = BuildLog(on_line)
-        try:
-            proc = subprocess.run(
-                argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=600, check=False
+        code = _run(argv, log, what)
+        if code != 0 and argv[:3] == ["kind", "load", "docker-image"]:
+            # kind#3795: `kind load docker-image` fails when Docker uses the containerd image
+            # store; an archive written by `docker save` loads either way
+            on_line(
+                "`kind load docker-image` failed (kind#3795: Docker's containerd image store); "
+                "retrying with docker save + kind load image-archive"
             )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise BuildError(f"{what}: {' '.join(argv)}: {exc}") from None
-        log.feed((proc.stdout + proc.stderr).decode(errors="replace") + "\n")
-        if proc.returncode != 0:
-            raise BuildError(
-                log.failure(what, f"`{' '.join(argv)}` exited with code {proc.returncode}")
-            )
+            return self._load_archive(ref, argv[4], log, what)
+        if code != 0:
+            raise BuildError(log.failure(what, f"`{' '.join(argv)}` exited with code {code}"))
         return f"loaded {ref} into kube context {self.kube_context}"
+
+    def _load_archive(self, ref: str, cluster: str, log: BuildLog, what: str) -> str:
+        with tempfile.TemporaryDirectory(prefix="devloop-image-") as tmp:
+            archive = Path(tmp) / "image.tar"
+            save = ["docker", "save", "-o", str(archive), ref]
+            if _run(save, log, what) != 0:
+                raise BuildError(log.failure(what, f"`{' '.join(save)}` failed"))
+            argv = ["kind", "load", "image-archive", str(archive), "--name", cluster]
+            code = _run(argv, log, what)
+        if code != 0:
+            raise BuildError(log.failure(what, f"`{' '.join(argv)}` exited with code {code}"))
+        return (
+            f"loaded {ref} into kube context {self.kube_context} as an image archive "
+            "(kind load docker-image failed: kind#3795)"
+        )
+
+
+def _run(argv: list[str], log: BuildLog, what: str) -> int:
+    try:
+        proc = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=600, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BuildError(f"{what}: {' '.join(argv)}: {exc}") from None
+    log.feed((proc.stdout + proc.stderr).decode(errors="replace") + "\n")
+    return proc.returncode

@@ -7,13 +7,15 @@ few status fields back, so the typed models would only be converted back and for
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+import re
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import urllib3
 from kubernetes import client as k8s
 
-from devloop.errors import DeployError, RuntimeUnavailable
+from devloop.errors import DeployError, DevloopError, RuntimeUnavailable
 
 Obj = dict[str, Any]
 Query = Mapping[str, str | int | bool | None]
@@ -33,9 +35,39 @@ class KubeApiError(DeployError):
 class Rest:
     """JSON requests to one API server, authenticated as the kubeconfig says."""
 
-    def __init__(self, configuration: k8s.Configuration) -> None:
+    def __init__(
+        self,
+        configuration: k8s.Configuration,
+        reload: Callable[[], k8s.Configuration] | None = None,
+    ) -> None:
         self.configuration = configuration
         self.api = k8s.ApiClient(configuration)
+        self._reload = reload  # re-reads the kubeconfig: exec credential plugins refresh tokens
+        self._rejected = False  # said once per session
+
+    def refresh_credentials(self) -> bool:
+        """After a 401: say so once, re-read the kubeconfig; True when that gave new
+        credentials to try."""
+        if not self._rejected:
+            self._rejected = True
+            print(
+                f"warning: credentials rejected by the API server (401) at {self.server}; "
+                "re-reading the kubeconfig",
+                file=sys.stderr,
+            )
+        if self._reload is None:
+            return False
+        try:
+            fresh = self._reload()
+        except DevloopError:  # a broken kubeconfig: keep the old credentials
+            return False
+        if fresh.api_key == self.configuration.api_key and fresh.cert_file == (
+            self.configuration.cert_file
+        ):
+            return False
+        self.configuration = fresh
+        self.api = k8s.ApiClient(fresh)
+        return True
 
     @property
     def server(self) -> str:
@@ -57,10 +89,18 @@ class Rest:
         """`method path` with a JSON (or apply-patch) body; the decoded answer."""
         what = f"{method} {path}"
         response = self._send(method, path, query, body, content_type, timeout)
+        if response.status == 401 and self.refresh_credentials():
+            response.release_conn()
+            response = self._send(method, path, query, body, content_type, timeout)
+        _warn(what, response)
         try:
             data = response.data
         finally:
             response.release_conn()
+        if response.status == 401:
+            raise KubeApiError(
+                what, 401, "Unauthorized", "credentials rejected by the API server (401)"
+            )
         if response.status >= 400:
             raise _error(what, response.status, response.reason or "", data)
         return json.loads(data) if data else {}
@@ -78,6 +118,9 @@ class Rest:
     ) -> urllib3.BaseHTTPResponse:
         """A streaming GET (a watch, a followed log): the caller reads and closes it."""
         response = self._send("GET", path, query, None, "application/json", timeout)
+        if response.status == 401 and self.refresh_credentials():
+            response.release_conn()
+            response = self._send("GET", path, query, None, "application/json", timeout)
         if response.status >= 400:
             data = response.data
             response.release_conn()
@@ -126,6 +169,20 @@ def lines(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
         yield from done
     if pending:
         yield pending
+
+
+def _warn(what: str, response: urllib3.BaseHTTPResponse) -> None:
+    """Print the API server's `Warning:` headers (deprecations, unknown fields, duplicates) as
+    kubectl does: once each."""
+    for header in response.headers.getlist("Warning") if response.headers else []:
+        text = _WARNING.sub("", header).strip().strip('"').replace('\\"', '"')
+        if text and text not in _warned:
+            _warned.add(text)
+            print(f"warning: the API server ({what}): {text}", file=sys.stderr)
+
+
+_WARNING = re.compile(r"^\d{3} \S+ ")
+_warned: set[str] = set()
 
 
 def selector(labels: Mapping[str, str]) -> str:

@@ -28,6 +28,7 @@ class Progress:
     observed: bool = False  # the controller has seen the latest spec, so `pods` are the new ones
     pods: list[Obj] = field(default_factory=list)
     note: str = ""
+    failure: str = ""  # why its pods cannot be created (quota, admission, LimitRange)
 
 
 class Rollout:
@@ -55,7 +56,7 @@ class Rollout:
             stuck = {
                 s: ps
                 for s, ps in pending.items()
-                if any(p.observed and any(map(fatal, p.pods)) for p in ps)
+                if any(p.failure or (p.observed and any(map(fatal, p.pods))) for p in ps)
             }
             if stuck:
                 raise DeployError(self._report(stuck, "cannot become ready"))
@@ -81,29 +82,36 @@ class Rollout:
         done, note = check(obj)
         meta, status = obj["metadata"], obj.get("status") or {}
         observed = int(status.get("observedGeneration", 0)) >= int(meta.get("generation", 1))
-        pods = [] if done else self._pods(ref, obj)
-        return Progress(ref, done, observed or ref.kind.kind == "Pod", pods, note)
+        pods, failure = ([], "") if done else self._pods(ref, obj)
+        if failure:
+            note = f"{ref}: pods cannot be created: {failure}"
+        return Progress(ref, done, observed or ref.kind.kind == "Pod", pods, note, failure)
 
-    def _pods(self, ref: Ref, obj: Obj) -> list[Obj]:
+    def _pods(self, ref: Ref, obj: Obj) -> tuple[list[Obj], str]:
+        """The pods of the current template, and why the controller cannot create them."""
         if ref.kind.kind == "Pod":
-            return [obj]
+            return [obj], ""
         match = {
             str(k): str(v)
             for k, v in ((obj["spec"].get("selector") or {}).get("matchLabels") or {}).items()
         }
         if not match:
-            return []
+            return [], ""
+        failure = _replica_failure(obj)
         if ref.kind.kind == "Deployment":
-            current = self._newest_hash(ref, obj, match)
+            newest = self._newest(ref, obj, match)
+            if newest is None:
+                return [], failure
+            failure = _replica_failure(newest)
+            current = (newest["metadata"].get("labels") or {}).get(HASH_LABEL)
             if current is None:
-                return []
+                return [], failure
             match[HASH_LABEL] = current
         pods, _ = list_pods(self._rest, str(ref.namespace), match)
-        return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        return [p for p in pods if not p["metadata"].get("deletionTimestamp")], failure
 
-    def _newest_hash(self, ref: Ref, deployment: Obj, match: dict[str, str]) -> str | None:
-        """The pod-template-hash of the Deployment's newest ReplicaSet: its pods are the ones
-        rolling out."""
+    def _newest(self, ref: Ref, deployment: Obj, match: dict[str, str]) -> Obj | None:
+        """The Deployment's newest ReplicaSet: its pods are the ones rolling out."""
         doc = self._rest.get(
             f"/apis/apps/v1/namespaces/{ref.namespace}/replicasets",
             query={"labelSelector": selector(match)},
@@ -116,20 +124,23 @@ class Rollout:
         ]
         if not owned:
             return None
-        newest = max(
+        newest: Obj = max(
             owned,
             key=lambda rs: (
                 int((rs["metadata"].get("annotations") or {}).get(REVISION, 0)),
                 str(rs["metadata"].get("creationTimestamp", "")),
             ),
         )
-        return (newest["metadata"].get("labels") or {}).get(HASH_LABEL)
+        return newest
 
     def _report(self, pending: Mapping[str, list[Progress]], what: str) -> str:
         parts = []
         for service, progresses in pending.items():
             lines = []
             for p in progresses:
+                if p.failure:
+                    lines.append(p.note)
+                    continue
                 bad = [pod for pod in p.pods if not is_ready(pod)]
                 lines += [diagnose(self._rest, pod) for pod in bad] or [
                     p.note or f"{p.ref} has no pods yet"
@@ -193,3 +204,12 @@ _CHECKS = {
     "DaemonSet": _daemon_set,
     "Pod": _pod,
 }
+
+
+def _replica_failure(obj: Obj) -> str:
+    """The message of a ReplicaFailure condition (a ReplicaSet or StatefulSet whose controller
+    was refused a pod: quota, Pod Security admission, LimitRange), or ""."""
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
+            return str(cond.get("message") or cond.get("reason") or "ReplicaFailure")
+    return ""

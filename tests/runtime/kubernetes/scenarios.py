@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kubernetes import client as k8s
 from kubernetes import config as kubeconfig
 
@@ -346,6 +347,61 @@ def pending_diagnosis(root: Path, target: Target, name: str) -> None:
     result = devloop(root, target, "run", "--timeout", "8")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "is Pending: not scheduled: Unschedulable" in result.stderr, result.stderr
+
+
+def delete_coverage(root: Path, target: Target, name: str) -> None:
+    """`delete` removes what devloop applied in another namespace and cluster-scoped objects."""
+    other = f"{target.namespace}-other"
+    extra = (
+        EXTRA
+        + f"""---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: elsewhere, namespace: {other}}}
+data: {{a: b}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {{name: {name}-reader}}
+rules: [{{apiGroups: [""], resources: [pods], verbs: [get]}}]
+"""
+    )
+    write_project(root, target, name, extra=extra)
+    result = devloop(root, target, "run", "--timeout", "120")
+    assert result.returncode == 0, result.stderr
+    core = target.core()
+    rbac = k8s.RbacAuthorizationV1Api(core.api_client)
+    assert core.read_namespaced_config_map("elsewhere", other).data == {"a": "b"}
+    role = rbac.read_cluster_role(f"{name}-reader")
+    assert role.metadata is not None and role.metadata.name == f"{name}-reader"
+
+    result = devloop(root, target, "delete")
+    assert result.returncode == 0, result.stderr
+    assert "deleted 5 object(s)" in result.stdout, result.stdout
+    for call in (
+        lambda: core.read_namespaced_config_map("elsewhere", other),
+        lambda: rbac.read_cluster_role(f"{name}-reader"),
+    ):
+        with pytest.raises(k8s.ApiException) as caught:
+            call()
+        assert caught.value.status == 404
+    core.delete_namespace(other, _preload_content=False)  # devloop made it; it never deletes one
+
+
+def quota_diagnosis(root: Path, target: Target, name: str) -> None:
+    """A ResourceQuota that refuses pods ends the rollout wait with the quota's message."""
+    write_project(root, target, name)
+    core = target.core()
+    core.create_namespace({"metadata": {"name": target.namespace}})
+    core.create_namespaced_resource_quota(
+        target.namespace,
+        {"metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}},
+    )
+    result = devloop(root, target, "run", "--timeout", "100")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "pods cannot be created" in result.stderr, result.stderr
+    assert "exceeded quota: no-pods" in result.stderr, result.stderr
+    assert "did not become ready within" not in result.stderr, result.stderr
 
 
 def cleanup_images(docker_client: Any, name: str) -> None:

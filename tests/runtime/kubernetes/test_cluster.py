@@ -33,8 +33,10 @@ from tests.runtime.kubernetes.scenarios import (
     Target,
     cleanup_images,
     crash_diagnosis,
+    delete_coverage,
     dev_loop,
     pull_diagnosis,
+    quota_diagnosis,
     write_project,
 )
 
@@ -88,3 +90,15 @@ def test_crashing_container_is_diagnosed(tmp_path: Path, target: Target, name: s
 
 def test_image_that_cannot_be_pulled_is_named(tmp_path: Path, target: Target, name: str) -> None:
     pull_diagnosis(tmp_path, target, name)
+
+
+def test_delete_covers_other_namespaces_and_cluster_scoped_kinds(
+    tmp_path: Path, target: Target, name: str
+) -> None:
+    delete_coverage(tmp_path, target, name)
+
+
+def test_a_quota_that_refuses_pods_ends_the_rollout_wait(
+    tmp_path: Path, target: Target, name: str
+) -> None:
+    quota_diagnosis(tmp_path, target, name)
