@@ -101,6 +101,7 @@ def _project(doc: Document, spec: ConfigSpec, active: tuple[str, ...]) -> Projec
         values=types.MappingProxyType(dict(spec.values)),
         ignore=tuple(spec.ignore),
         services=types.MappingProxyType(services),
+        registry_insecure=tuple(spec.registry_insecure),
     )
 
 

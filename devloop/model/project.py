@@ -67,6 +67,7 @@ class Project:
     values: Mapping[str, Any]
     ignore: tuple[str, ...]
     services: Mapping[str, Service] = field(default_factory=dict)
+    registry_insecure: tuple[str, ...] = ()  # plain HTTP / unverified TLS allowed (as dockerd's)
 
     def closure(self, names: Iterable[str]) -> tuple[str, ...]:
         """`names` and everything they require, dependencies first (all services if empty)."""
