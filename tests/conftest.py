@@ -8,7 +8,12 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-pytest_plugins = ["tests.project_fixture", "tests.kubeapi.fixture", "tests.syncbox"]
+pytest_plugins = [
+    "tests.project_fixture",
+    "tests.kubeapi.fixture",
+    "tests.syncbox",
+    "tests.registries",
+]
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
