@@ -160,11 +160,16 @@ class TokenServer:
         self.acl = acl
         self.requests: list[dict[str, Any]] = []
         self.rate_limit = 0  # answer 429 this many times first
+        self.refresh_tokens = {"i19-refresh-token": USER}  # identitytoken → user
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 server._answer(self)
+
+            def do_POST(self) -> None:  # OAuth2 refresh-token grant (an `identitytoken` login)
+                size = int(self.headers.get("Content-Length", "0"))
+                server._answer(self, parse_qs(self.rfile.read(size).decode()))
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -177,9 +182,15 @@ class TokenServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def _answer(self, h: http.server.BaseHTTPRequestHandler) -> None:
-        query = parse_qs(urlparse(h.path).query)
-        user = self._user(h.headers.get("Authorization", ""))
+    def _answer(
+        self, h: http.server.BaseHTTPRequestHandler, form: dict[str, list[str]] | None = None
+    ) -> None:
+        query = form if form is not None else parse_qs(urlparse(h.path).query)
+        if form is not None:
+            refresh = form.get("refresh_token", [""])[0]
+            user = self.refresh_tokens.get(refresh) if form.get("grant_type") else None
+        else:
+            user = self._user(h.headers.get("Authorization", ""))
         self.requests.append({"user": user, "scope": query.get("scope", [])})
         if self.rate_limit > 0:
             self.rate_limit -= 1
