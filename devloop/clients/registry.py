@@ -51,6 +51,10 @@ _REASONS = (
     ("timed out", "timed out"),
     ("timeout", "timed out"),
 )
+# The scheme an insecure registry answered on, per process: a TLS attempt at a plain-HTTP
+# registry costs ~200 ms (measured on 127.0.0.1:5000), once per process instead of per check.
+# Only for registries where plain HTTP is allowed anyway.
+_INSECURE_BASES: dict[str, str] = {}
 RATE_LIMIT_TRIES = 4
 RATE_LIMIT_WAIT = 1.0  # seconds before the first retry; doubles, or what Retry-After says
 RATE_LIMIT_MAX_WAIT = 30.0
@@ -388,6 +392,10 @@ class Registry:
         if not self.insecure:
             self._base = f"https://{self.host}"
             return self._send(method, path, headers)
+        known = _INSECURE_BASES.get(self.host)
+        if known:
+            self._base = known
+            return self._send(method, path, headers)
         # an insecure registry, as the daemon does it: HTTPS without verification, then HTTP
         try:
             resp = self._retry(lambda: self._request(method, f"https://{self.host}{path}", headers))
@@ -395,6 +403,7 @@ class Registry:
         except RegistryError:
             resp = self._retry(lambda: self._request(method, f"http://{self.host}{path}", headers))
             self._base = f"http://{self.host}"
+        _INSECURE_BASES[self.host] = self._base
         return resp
 
     def _request(self, method: str, url: str, headers: dict[str, str]) -> requests.Response:
