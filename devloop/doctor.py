@@ -19,7 +19,7 @@ import requests
 from devloop.build.builder import Builder
 from devloop.clients import docker as engine
 from devloop.clients.kubeconfig import configuration, context_name, current_context
-from devloop.clients.registry import is_loopback
+from devloop.clients.registry import Registry, RegistryError
 from devloop.errors import DevloopError, RuntimeUnavailable
 from devloop.model.events import Event
 from devloop.model.manifest import project_labels
@@ -114,29 +114,33 @@ def cluster_cli(project: Project | None, context_flag: str | None = None) -> Che
     return Check("cluster CLI", "ok", f"{argv[0]} on PATH loads images into {context}")
 
 
-def registry(project: Project | None) -> Check:
-    """`registry` from devloop.yaml answers on /v2/ (401 counts: it is there, it wants a login)."""
+def registry(project: Project | None) -> Iterator[Check]:
+    """The configured registry: reachable, TLS valid (as the daemon checks it), and Docker's
+    credentials for it present and accepted (a token request or `GET /v2/`), with their source."""
     if project is None or not project.registry:
-        return Check("registry", "skip", "no registry configured (images stay on the local engine)")
+        yield Check("registry", "skip", "no registry configured (images stay on the local engine)")
+        return
     host = project.registry.split("/")[0]
-    schemes = ["http"] if is_loopback(host) else ["https", "http"]
-    last = ""
-    for scheme in schemes:
-        url = f"{scheme}://{host}/v2/"
-        try:
-            r = requests.get(url, timeout=TIMEOUT)
-        except requests.RequestException as exc:
-            last = f"{url}: {_short(exc)}"
-            continue
-        if r.status_code in (200, 401):
-            return Check("registry", "ok", f"{url} answers {r.status_code}")
-        last = f"{url} answered {r.status_code}"
-    return Check(
-        "registry",
-        "fail",
-        f"registry {host} not reachable: {last}",
+    try:
+        with Registry(host, project.registry_insecure, TIMEOUT) as reg:
+            ping = reg.ping()
+    except RegistryError as exc:
+        yield Check("registry", "fail", str(exc), _registry_fix(exc.reason, host))
+        return
+    yield Check("registry", "ok", f"{ping.url} answers; TLS: {ping.tls}")
+    creds = ping.credentials
+    if creds.present:
+        yield Check("registry login", "ok", f"credentials from {creds.source}: {ping.login}")
+    else:  # /v2/ answered without a login: an open registry (a push may still ask for one)
+        yield Check("registry login", "ok", f"no credentials ({creds.source}): none needed")
+
+
+def _registry_fix(reason: str, host: str) -> str:
+    if "TLS" in reason or "docker login" in reason or "not allowed" in reason:
+        return ""  # the reason already says what to do
+    return (
         f"start it (a local one: `docker run -d -p {_port(host)}:5000 --restart=always "
-        "registry:2`) or fix `registry:` in devloop.yaml",
+        "registry:2`) or fix `registry:` in devloop.yaml"
     )
 
 

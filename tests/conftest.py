@@ -21,7 +21,12 @@ def _event_stream_follows_the_schema() -> Iterator[None]:
         pytest.fail(f"JSON events that break `devloop schema --events`:\n{lines}")
 
 
-pytest_plugins = ["tests.project_fixture", "tests.kubeapi.fixture", "tests.syncbox"]
+pytest_plugins = [
+    "tests.project_fixture",
+    "tests.kubeapi.fixture",
+    "tests.syncbox",
+    "tests.registries",
+]
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

@@ -102,7 +102,7 @@ class Builder:
     def _one(self, name: str, refs: Mapping[str, str]) -> BuiltImage:
         svc, ref, started = self.project.services[name], refs[name], time.monotonic()
         if self.push:
-            remote = self._registry(ref, manifest_digest)
+            remote = self._registry(ref, self._remote_digest)
             if remote:
                 self._emit(BuildSkipped(name, ref, f"already in registry {registry_of(ref)}"))
                 return BuiltImage(name, ref, remote, skipped=True, pushed=True)
@@ -124,8 +124,11 @@ class Builder:
         on_line = self._on_line(svc.name)
         if self.push:
             # a builder command may have pushed the image itself (PUSH_IMAGE=true)
-            found = self._registry(ref, manifest_digest) if svc.builder else None
-            pushed = found or self._registry(ref, lambda r: deliver.push(self._client, r, on_line))
+            found = self._registry(ref, self._remote_digest) if svc.builder else None
+            pushed = found or self._registry(
+                ref,
+                lambda r: deliver.push(self._client, r, on_line, self.project.registry_insecure),
+            )
             self._emit(Info(f"pushed {ref}" + (f"@{pushed}" if pushed else ""), svc.name))
             return pushed
         if svc.builder and not self._exists_locally(ref):
@@ -145,6 +148,9 @@ class Builder:
             raise BuildError(
                 f"cannot push {ref} to registry {exc.registry}: {exc.reason}"
             ) from None
+
+    def _remote_digest(self, ref: str) -> str | None:
+        return manifest_digest(ref, self.project.registry_insecure)
 
     def _exists_locally(self, ref: str) -> bool:
         try:

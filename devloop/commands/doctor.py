@@ -57,7 +57,7 @@ def _checks(directory: Path, profiles: tuple[str, ...], context: str | None) -> 
         yield engine
         yield doctor.kube(project, context)
         yield doctor.cluster_cli(project, context)
-        yield doctor.registry(project)
+        yield from doctor.registry(project)
         yield doctor.inotify(project)
         if project is not None and client is None:
             yield Check("images", "skip", "needs the Docker engine")

@@ -104,6 +104,7 @@ def _project(doc: Document, spec: ConfigSpec, active: tuple[str, ...]) -> Projec
         ignore=tuple(spec.ignore),
         services=types.MappingProxyType(services),
         keep_images=spec.keep_images,
+        registry_insecure=tuple(spec.registry_insecure),
     )
 
 

@@ -15,7 +15,15 @@ from devloop.config.schema import ConfigSpec, ProfileSpec
 from devloop.errors import ConfigError
 from devloop.model.paths import display_path
 
-OVERRIDABLE = ("target", "kubernetes", "registry", "values", "ignore", "services")
+OVERRIDABLE = (
+    "target",
+    "kubernetes",
+    "registry",
+    "registry_insecure",
+    "values",
+    "ignore",
+    "services",
+)
 
 
 def overlay(spec: ConfigSpec, profile: ProfileSpec) -> dict[str, Any]:

@@ -182,6 +182,7 @@ class ProfileSpec(_Strict):
     target: Literal["auto", "docker", "kubernetes"] | None = None
     kubernetes: dict[str, Any] | None = None
     registry: str | None = None
+    registry_insecure: list[str] | None = None
     values: dict[str, Any] | None = None
     ignore: list[str] | None = None
     services: dict[str, dict[str, Any]] | None = Field(
@@ -204,6 +205,11 @@ class ConfigSpec(_Strict):
     kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec)
     registry: str | None = Field(
         default=None, description="registry to push to, e.g. 'localhost:5000'"
+    )
+    registry_insecure: list[str] = Field(
+        default_factory=list,
+        description="registries (host[:port] or CIDR) reached over plain HTTP or unverified TLS, "
+        "like the daemon's insecure-registries; loopback registries always are",
     )
     values: dict[str, Any] = Field(
         default_factory=dict, description="template values for every service"

@@ -68,6 +68,7 @@ class Project:
     ignore: tuple[str, ...]
     services: Mapping[str, Service] = field(default_factory=dict)
     keep_images: int = 3  # devloop-made tags kept per image
+    registry_insecure: tuple[str, ...] = ()  # plain HTTP / unverified TLS allowed (as dockerd's)
 
     def closure(self, names: Iterable[str]) -> tuple[str, ...]:
         """`names` and everything they require, dependencies first (all services if empty)."""

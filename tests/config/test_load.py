@@ -73,8 +73,8 @@ def test_unknown_key_without_close_match_lists_allowed_keys(devloop_project: Mak
     assert_config_error(
         proj.run("render"),
         "devloop.yaml:2:1: unknown key 'flavour' "
-        "(allowed: ignore, keep_images, kubernetes, name, profiles, registry, services, "
-        "target, values)",
+        "(allowed: ignore, keep_images, kubernetes, name, profiles, registry, registry_insecure, "
+        "services, target, values)",
     )
 
 
