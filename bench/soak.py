@@ -110,6 +110,7 @@ def main() -> int:
         (root / svc / "conf").mkdir()
         (root / svc / "conf" / "message").write_text("m\n")
         (root / svc / "Dockerfile").write_text(HTTPD_DOCKERFILE)
+        (root / svc / "README.md").write_text("a build input of the image\n")
         (root / svc / "site" / "index.html").write_text("v1\n")
         (root / svc / "site" / "sub" / "a.txt").write_text("a\n")
         cfg.append(SERVICE.format(svc=svc, name=name, port=free_port()))

@@ -128,7 +128,10 @@ class DevProcess:
                 )
             return None
 
-        return eventually(find, timeout, 0.05, f"event {kind} {match}\n{self.describe()}")
+        try:
+            return eventually(find, timeout, 0.05, f"event {kind} {match}")
+        except AssertionError as exc:  # what devloop said by then, not when the wait began
+            raise AssertionError(f"{exc}\n{self.describe()}") from None
 
     def mark(self) -> int:
         return len(self.events)

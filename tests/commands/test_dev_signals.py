@@ -41,6 +41,7 @@ def project(
     (app / "site").mkdir(parents=True)
     (app / "conf").mkdir()
     (app / "Dockerfile").write_text(HTTPD_DOCKERFILE)
+    (app / "README.md").write_text("a build input of the image\n")
     (app / "site" / "index.html").write_text("v1\n")
     (app / "conf" / "message").write_text("first\n")
     (tmp_path / "devloop.yaml").write_text(CONFIG.format(name=name, port=port))

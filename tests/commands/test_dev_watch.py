@@ -45,6 +45,7 @@ def project(
     (app / "conf").mkdir()
     (app / "conf" / "message").write_text("m\n")
     (app / "Dockerfile").write_text(HTTPD_DOCKERFILE)
+    (app / "README.md").write_text("a build input of the image\n")
     (app / "site" / "index.html").write_text("v1\n")
     (tmp_path / "devloop.yaml").write_text(CONFIG.format(name=name, port=free_port()))
     yield tmp_path, name, str(request.param)
