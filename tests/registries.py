@@ -51,8 +51,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def outside_address(client: docker.DockerClient) -> str:
     """A non-loopback address of this machine the daemon can reach: the bridge gateway."""
-    gateway = client.api.inspect_network("bridge")["IPAM"]["Config"][0]["Gateway"]
-    return str(ipaddress.ip_address(gateway))
+    config = client.api.inspect_network("bridge")["IPAM"]["Config"][0]
+    if "Gateway" in config:
+        return str(ipaddress.ip_address(config["Gateway"]))
+    # a fresh dockerd may leave Gateway out of IPAM; the default bridge's gateway is then
+    # the subnet's first address (docker0's)
+    return str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
 
 
 @dataclass
