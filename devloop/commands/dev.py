@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -18,9 +19,9 @@ from devloop.commands.common import new_session_id, selected
 from devloop.errors import EXIT_INTERRUPTED, EXIT_OK, DevloopError
 from devloop.loop.lock import SessionLock
 from devloop.loop.session import Session
-from devloop.model.events import Emit, Info, WarningEvent
+from devloop.model.events import Dashboard, Emit, Info, WarningEvent
 from devloop.model.project import Project
-from devloop.output import sink
+from devloop.output import sink, tee
 from devloop.runtime.factory import open_runtime, target_of
 from devloop.watch.choice import watcher_factory
 
@@ -34,6 +35,8 @@ def run(
     keep: bool = False,
     context: str | None = None,
     watcher: str = "auto",
+    ui: bool = True,
+    ui_port: int | None = None,
 ) -> int:
     project = config.load(directory, profiles, kube_context=context)
     names = selected(project, services)
@@ -41,9 +44,39 @@ def run(
     lock = _lock(project, context)
     lock.acquire()
     try:
-        return _run(project, names, emit, lock, keep=keep, context=context, watcher=watcher)
+        with _dashboard(ui, ui_port) as dashboard:
+            if dashboard is not None:
+                emit = tee(emit, dashboard.hub)
+                emit(Dashboard(url=dashboard.url))
+            return _run(
+                project,
+                names,
+                emit,
+                lock,
+                keep=keep,
+                context=context,
+                watcher=watcher,
+                dashboard=dashboard,
+            )
     finally:
         lock.release()
+
+
+@contextlib.contextmanager
+def _dashboard(wanted: bool, port: int | None) -> Iterator[Any]:
+    """The web dashboard (devloop.ui), serving until the session is over; None with --no-ui."""
+    if not wanted:
+        yield None
+        return
+    from devloop.ui.hub import Hub
+    from devloop.ui.server import Dashboard as Server
+
+    server = Server(Hub(), port)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _lock(project: Project, context: str | None) -> SessionLock:
@@ -65,6 +98,7 @@ def _run(
     keep: bool,
     context: str | None,
     watcher: str = "auto",
+    dashboard: Any = None,
 ) -> int:
     if note := lock.took_over():
         emit(Info(message=note))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -196,7 +197,13 @@ class Session:
 
     def _on_changes(self, batch: ChangeBatch) -> None:
         self._emit(
-            Changes(files=len(batch), paths=[_shown(self.project, c) for c in list(batch)[:5]])
+            Changes(
+                files=len(batch),
+                paths=[_shown(self.project, c) for c in list(batch)[:5]],
+                ms=round((time.monotonic() - batch.first_seen) * 1000, 2)
+                if batch.first_seen
+                else None,
+            )
         )
         decided = plan.plan(self.project, self.wanted, batch, self._rules, self._inputs())
         rebuild: list[str] = []
@@ -215,8 +222,9 @@ class Session:
             self._restart_watcher()
         rebuild += [s.name for s in decided.services if s.rebuild]
         redeploy += [s.name for s in decided.services if s.redeploy]
+        planned = time.monotonic()
         for sp in decided.services:
-            if sp.syncs and not sp.rebuild and not self._synced(sp, batch.first_seen):
+            if sp.syncs and not sp.rebuild and not self._synced(sp, batch.first_seen, planned):
                 rebuild.append(sp.name)
         fallback = {
             s.name: s.rebuild.superseded
@@ -260,9 +268,9 @@ class Session:
 
     # -- sync --------------------------------------------------------------
 
-    def _synced(self, sp: plan.ServicePlan, first_seen: float) -> bool:
+    def _synced(self, sp: plan.ServicePlan, first_seen: float, planned: float) -> bool:
         return self._syncer.can_sync(sp.name) and self._syncer.sync(
-            self.project.services[sp.name], sp.syncs, first_seen
+            self.project.services[sp.name], sp.syncs, first_seen, planned
         )
 
     # -- containers that came, restarted or went ---------------------------
@@ -279,7 +287,7 @@ class Session:
         ]
         if fresh:
             self._replay_into(service, fresh)
-            self._emit(Ready(service=service, urls=self._urls.get(service, [])))
+            self._emit(self._ready(service))
 
     def _replay_into(self, service: str, instances: Sequence[Instance]) -> None:
         svc = self.project.services[service]
@@ -372,7 +380,11 @@ class Session:
             ]
             self._replay_into(n, fresh)
             if ready and any(m.service == n for m in manifests):
-                self._emit(Ready(service=n, urls=self._urls.get(n, [])))
+                self._emit(self._ready(n))
+
+    def _ready(self, service: str) -> Ready:
+        replicas = len(self._syncer.instances(service))  # listed just before: cached
+        return Ready(service=service, urls=self._urls.get(service, []), replicas=replicas)
 
 
 def _drain(q: queue.Queue[Work]) -> list[Work]:
