@@ -288,6 +288,13 @@ def _context_option(f: Callable[..., Any]) -> Callable[..., Any]:
     help="auto: inotify read directly on Linux, watchfiles elsewhere.",
 )
 @click.option(
+    "--trigger",
+    type=click.Choice(["auto", "manual"]),
+    default=None,
+    help="auto: act on every change; manual: changes wait for a trigger (key t). Default: each "
+    "service's `trigger:` in devloop.yaml (auto).",
+)
+@click.option(
     "--plan",
     "show_plan",
     is_flag=True,
@@ -302,6 +309,7 @@ def dev(
     context: str | None,
     keep: bool,
     watcher: str,
+    trigger: str | None,
     show_plan: bool,
     services: tuple[str, ...],
 ) -> None:
@@ -320,6 +328,7 @@ def dev(
             keep=keep,
             context=context,
             watcher=watcher,
+            trigger=trigger,
         )
     )
 

@@ -19,7 +19,7 @@ from devloop.errors import EXIT_INTERRUPTED, EXIT_OK, DevloopError
 from devloop.loop.lock import SessionLock
 from devloop.loop.session import Session
 from devloop.model.events import Emit, Info, WarningEvent
-from devloop.model.project import Project
+from devloop.model.project import Project, Trigger
 from devloop.output import sink
 from devloop.runtime.factory import open_runtime, target_of
 from devloop.watch.choice import watcher_factory
@@ -34,6 +34,7 @@ def run(
     keep: bool = False,
     context: str | None = None,
     watcher: str = "auto",
+    trigger: str | None = None,
 ) -> int:
     project = config.load(directory, profiles, kube_context=context)
     names = selected(project, services)
@@ -41,7 +42,16 @@ def run(
     lock = _lock(project, context)
     lock.acquire()
     try:
-        return _run(project, names, emit, lock, keep=keep, context=context, watcher=watcher)
+        return _run(
+            project,
+            names,
+            emit,
+            lock,
+            keep=keep,
+            context=context,
+            watcher=watcher,
+            trigger="manual" if trigger == "manual" else "auto" if trigger else None,
+        )
     finally:
         lock.release()
 
@@ -65,6 +75,7 @@ def _run(
     keep: bool,
     context: str | None,
     watcher: str = "auto",
+    trigger: Trigger | None = None,
 ) -> int:
     if note := lock.took_over():
         emit(Info(message=note))
@@ -77,7 +88,13 @@ def _run(
         return Builder(p, client, emit, target=runtime.images)
 
     session = Session(
-        project, names, runtime, builder, emit, watcher_factory=watcher_factory(watcher)
+        project,
+        names,
+        runtime,
+        builder,
+        emit,
+        watcher_factory=watcher_factory(watcher),
+        trigger=trigger,
     )
     signals = _Signals(session.stop)
     error: BaseException | None = None
