@@ -288,6 +288,13 @@ def _context_option(f: Callable[..., Any]) -> Callable[..., Any]:
     help="auto: inotify read directly on Linux, watchfiles elsewhere.",
 )
 @click.option(
+    "--trigger",
+    type=click.Choice(["auto", "manual"]),
+    default=None,
+    help="auto: act on every change; manual: changes wait for a trigger (key t). Default: each "
+    "service's `trigger:` in devloop.yaml (auto).",
+)
+@click.option(
     "--plan",
     "show_plan",
     is_flag=True,
@@ -315,6 +322,7 @@ def dev(
     context: str | None,
     keep: bool,
     watcher: str,
+    trigger: str | None,
     show_plan: bool,
     ui: bool,
     ui_port: int | None,
@@ -337,6 +345,7 @@ def dev(
             watcher=watcher,
             ui=ui,
             ui_port=ui_port,
+            trigger=trigger,
         )
     )
 

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devloop import config
 from devloop.build.builder import Builder
@@ -20,10 +20,13 @@ from devloop.errors import EXIT_INTERRUPTED, EXIT_OK, DevloopError
 from devloop.loop.lock import SessionLock
 from devloop.loop.session import Session
 from devloop.model.events import Dashboard, Emit, Info, WarningEvent
-from devloop.model.project import Project
+from devloop.model.project import Project, Trigger
 from devloop.output import sink, tee
 from devloop.runtime.factory import open_runtime, target_of
 from devloop.watch.choice import watcher_factory
+
+if TYPE_CHECKING:
+    from devloop.ui.server import Dashboard as DashboardServer
 
 
 def run(
@@ -35,6 +38,7 @@ def run(
     keep: bool = False,
     context: str | None = None,
     watcher: str = "auto",
+    trigger: str | None = None,
     ui: bool = True,
     ui_port: int | None = None,
 ) -> int:
@@ -56,6 +60,7 @@ def run(
                 keep=keep,
                 context=context,
                 watcher=watcher,
+                trigger="manual" if trigger == "manual" else "auto" if trigger else None,
                 dashboard=dashboard,
             )
     finally:
@@ -63,13 +68,13 @@ def run(
 
 
 @contextlib.contextmanager
-def _dashboard(wanted: bool, port: int | None) -> Iterator[Any]:
+def _dashboard(wanted: bool, port: int | None) -> Iterator[DashboardServer | None]:
     """The web dashboard (devloop.ui), serving until the session is over; None with --no-ui."""
     if not wanted:
         yield None
         return
     from devloop.ui.hub import Hub
-    from devloop.ui.server import Dashboard as Server
+    from devloop.ui.server import Dashboard as Server  # starlette and uvicorn: only with the UI
 
     server = Server(Hub(), port)
     server.start()
@@ -98,7 +103,8 @@ def _run(
     keep: bool,
     context: str | None,
     watcher: str = "auto",
-    dashboard: Any = None,
+    trigger: Trigger | None = None,
+    dashboard: DashboardServer | None = None,
 ) -> int:
     if note := lock.took_over():
         emit(Info(message=note))
@@ -111,8 +117,16 @@ def _run(
         return Builder(p, client, emit, target=runtime.images)
 
     session = Session(
-        project, names, runtime, builder, emit, watcher_factory=watcher_factory(watcher)
+        project,
+        names,
+        runtime,
+        builder,
+        emit,
+        watcher_factory=watcher_factory(watcher),
+        trigger=trigger,
     )
+    if dashboard is not None:
+        dashboard.act = session.request  # the page's buttons steer the session
     signals = _Signals(session.stop)
     error: BaseException | None = None
     try:

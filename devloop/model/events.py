@@ -138,6 +138,41 @@ class Restarted(Event):
 
 
 @dataclass(frozen=True)
+class Requested(Event):
+    """A steering command (a key, the dashboard) reached the session and is being carried out."""
+
+    kind: ClassVar[str] = "request"
+    command: str  # rebuild | restart | trigger | pause | resume
+    service: str | None = None  # None: every service
+
+
+@dataclass(frozen=True)
+class Pending(Event):
+    """Manual trigger mode: `files` changed files wait for a trigger (0 once triggered)."""
+
+    kind: ClassVar[str] = "pending"
+    service: str
+    files: int
+    paths: list[str] = field(default_factory=list)  # the first few, relative to the project
+
+
+@dataclass(frozen=True)
+class Paused(Event):
+    """Watching is paused: edits are kept (`files` so far) and applied as one batch on resume."""
+
+    kind: ClassVar[str] = "paused"
+    files: int = 0
+
+
+@dataclass(frozen=True)
+class Resumed(Event):
+    """Watching resumed; the `files` edits made while paused follow as one batch."""
+
+    kind: ClassVar[str] = "resumed"
+    files: int = 0
+
+
+@dataclass(frozen=True)
 class Log(Event):
     """A line a service's container printed."""
 

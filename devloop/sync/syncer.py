@@ -105,6 +105,12 @@ class Syncer:
             if isinstance(o.error, SyncUnavailable):
                 self._cannot(svc.name, o.error)
 
+    def restart(self, service: str) -> int:
+        """Restart the process in every container of `service` (asked for by hand); how many."""
+        instances = self.instances(service, fresh=True)
+        self._after(service, instances, {"restart"})
+        return len(instances)
+
     def close(self) -> None:
         self._pool.close()
 

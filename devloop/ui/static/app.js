@@ -21,7 +21,7 @@
   function service(name) {
     if (!services.has(name)) {
       services.set(name, { name, state: "pending", image: "", replicas: null, urls: [],
-        sync: null, restarts: 0, error: "" });
+        sync: null, restarts: 0, error: "", pending: 0 });
       const opt = el("option", { value: name, textContent: name });
       $("#log-service").append(opt);
     }
@@ -132,13 +132,15 @@
       case "warning":
         if (svc && /exit|crash|restart/i.test(ev.message)) svc.state = "crashing";
         break;
-      case "request":
-        if (ev.command === "pause" || ev.command === "resume") {
-          paused = ev.command === "pause";
-          const b = $("#pause");
-          b.textContent = paused ? "resume" : "pause";
-          b.dataset.command = paused ? "resume" : "pause";
-        }
+      case "paused": case "resumed": {
+        paused = ev.event === "paused";
+        const b = $("#pause");
+        b.textContent = paused ? "resume" : "pause";
+        b.dataset.command = paused ? "resume" : "pause";
+        break;
+      }
+      case "pending":
+        svc.pending = ev.files;
         break;
     }
     addLine(ev);
@@ -157,7 +159,10 @@
       case "ready": return `ready ${(ev.urls || []).join(" ")}`;
       case "restart": return `restarted process in ${ev.container}${ev.ms != null ? ` (${ms(ev.ms)} after the save)` : ""}`;
       case "watching": return `watching ${ev.roots.length} roots, ${ev.files} files`;
-      case "request": return `request: ${ev.command}${ev.service ? " " + ev.service : " (all)"}`;
+      case "request": return `${ev.command} requested${ev.service ? "" : " (all services)"}`;
+      case "pending": return `${ev.files} change(s) wait for a trigger: ${ev.paths.join(", ")}`;
+      case "paused": return `paused: ${ev.files} changed file(s) kept until resume`;
+      case "resumed": return `resumed: ${ev.files} changed file(s) kept while paused`;
       case "dashboard": return `dashboard ${ev.url}`;
       default: return ev.message || ev.event;
     }
@@ -219,7 +224,8 @@
       }
       tr.append(
         el("td", { className: "name", textContent: s.name }),
-        el("td", { className: `state ${s.state}`, textContent: paused ? `${s.state} (paused)` : s.state }),
+        el("td", { className: `state ${s.state}`, textContent: s.state +
+          (s.pending ? ` (${s.pending} waiting)` : "") + (paused ? " (paused)" : "") }),
         el("td", { className: "image", textContent: s.image }),
         el("td", { className: "replicas", textContent: s.replicas == null ? "" : String(s.replicas) }),
         urls,
