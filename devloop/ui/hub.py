@@ -24,6 +24,10 @@ KEEP_EVENTS = 2000
 PAGE_BACKLOG = 10_000
 """Events waiting for one page before it is dropped (it then reconnects and catches up)."""
 
+PENDING = 100_000
+"""Events handed over but not yet taken by the dashboard's loop (it is not running yet, or
+stalled): the oldest beyond this are dropped rather than held."""
+
 Frame = tuple[int, str]  # (sequence number, the event as JSON)
 _END: Frame = (0, "")
 
@@ -33,7 +37,7 @@ class Hub:
 
     def __init__(self, keep_lines: int = KEEP_LINES, keep_events: int = KEEP_EVENTS) -> None:
         # events that came before the loop runs are kept too (the first build's), up to a bound
-        self._pending: deque[tuple[float, Event]] = deque(maxlen=keep_lines + keep_events)
+        self._pending: deque[tuple[float, Event]] = deque(maxlen=PENDING)
         self._lines: deque[Frame] = deque(maxlen=keep_lines)
         self._events: deque[Frame] = deque(maxlen=keep_events)
         self._seq = itertools.count(1)

@@ -64,7 +64,7 @@
         svc.sync = { files: ev.files + ev.deleted, ms: ev.ms };
         svc.state = svc.state === "failed" || svc.state === "crashing" ? svc.state : "ready";
         if (edit) {
-          stage(edit, ev.service, "seen", edit.quiet || 0);
+          stage(edit, ev.service, "batched", edit.quiet || 0);
           stage(edit, ev.service, "planned", ev.planned_ms);
           stage(edit, ev.service, "sent", ev.sent_ms);
           stage(edit, ev.service, "applied", ev.ms);
@@ -82,7 +82,6 @@
         list.push({ image: ev.image, ts: ev.ts, trigger, result: "running", ms: null, cached: 0, log: [] });
         if (list.length > MAX_BUILDS) list.shift();
         builds.set(ev.service, list);
-        if (edit) stage(edit, ev.service, "build", sinceSeen(edit, ev));
         break;
       }
       case "build_step": {
@@ -96,6 +95,7 @@
       case "build_done": {
         const b = (builds.get(ev.service) || []).slice(-1)[0];
         if (b && b.result === "running") { b.result = "ok"; b.ms = ev.ms; }
+        if (edit) stage(edit, ev.service, "built", sinceSeen(edit, ev));
         svc.image = ev.image;
         svc.state = "deploying";
         break;
@@ -111,7 +111,7 @@
       case "deploy":
         svc.image = ev.image;
         svc.state = "deploying";
-        if (edit) stage(edit, ev.service, "deploy", sinceSeen(edit, ev));
+        if (edit) stage(edit, ev.service, "deployed", sinceSeen(edit, ev));
         break;
       case "ready":
         svc.state = "ready";
@@ -132,6 +132,14 @@
       case "warning":
         if (svc && /exit|crash|restart/i.test(ev.message)) svc.state = "crashing";
         break;
+      case "request": {
+        // a button or key: what follows is its edit, not the last save's
+        const what = `${ev.command} requested${ev.service ? "" : " (all)"}`;
+        lastChange = { paths: [what] };
+        edits.push({ ts: ev.ts, seen: ev.ts, paths: [what], files: 1, quiet: 0, lanes: new Map() });
+        if (edits.length > MAX_EDITS) edits.shift();
+        break;
+      }
       case "paused": case "resumed": {
         paused = ev.event === "paused";
         const b = $("#pause");
