@@ -1,7 +1,8 @@
 """Events from the session's threads to the dashboard's clients, without ever making a sender wait.
 
 The sink (`Hub.__call__`) only appends to a deque and, at most once per burst, asks the
-dashboard's event loop to take them: no lock, no I/O, no JSON on the sync path. The loop
+dashboard's event loop to take them a moment later: no lock, no JSON on the sync path, and
+the dashboard's thread does its work once the edit's threads are done with theirs. The loop
 numbers each event, keeps the last ones for pages that (re)connect, and hands them on to every
 open page. A page that falls too far behind is dropped; it reconnects and catches up.
 """
@@ -28,6 +29,9 @@ PENDING = 100_000
 """Events handed over but not yet taken by the dashboard's loop (it is not running yet, or
 stalled): the oldest beyond this are dropped rather than held."""
 
+TAKE_DELAY = 0.05
+"""Seconds between the first event of a burst and the dashboard's loop taking the burst."""
+
 Frame = tuple[int, str]  # (sequence number, the event as JSON)
 _END: Frame = (0, "")
 
@@ -35,7 +39,13 @@ _END: Frame = (0, "")
 class Hub:
     """The dashboard's event sink and its bounded replay buffer."""
 
-    def __init__(self, keep_lines: int = KEEP_LINES, keep_events: int = KEEP_EVENTS) -> None:
+    def __init__(
+        self,
+        keep_lines: int = KEEP_LINES,
+        keep_events: int = KEEP_EVENTS,
+        delay: float = TAKE_DELAY,
+    ) -> None:
+        self.delay = delay
         # events that came before the loop runs are kept too (the first build's), up to a bound
         self._pending: deque[tuple[float, Event]] = deque(maxlen=PENDING)
         self._lines: deque[Frame] = deque(maxlen=keep_lines)
@@ -52,9 +62,14 @@ class Hub:
         if loop is not None and not self._scheduled:
             self._scheduled = True
             try:
-                loop.call_soon_threadsafe(self._take)
+                loop.call_soon_threadsafe(self._later)
             except RuntimeError:  # the dashboard has stopped
                 self._scheduled = False
+
+    def _later(self) -> None:
+        # The burst of events an edit makes (changes, sync, restart) is taken as one, a moment
+        # later: the dashboard's thread then works when the edit's own threads are done.
+        asyncio.get_running_loop().call_later(self.delay, self._take)
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Run on `loop` (the dashboard's thread), starting with what came before."""

@@ -213,12 +213,23 @@
   }
 
   // -- rendering (at most once per frame) ---------------------------------------------------
-  let dirty = false;
-  function later() {
-    if (!dirty) { dirty = true; requestAnimationFrame(draw); }
+  // what an event changed: only those parts are drawn again
+  const PARTS = { rows: drawRows, timeline: drawTimeline, builds: drawBuilds };
+  const AFFECTS = { changes: ["timeline"], request: ["timeline"], build_step: ["builds"],
+    build_started: ["rows", "builds"], build_done: ["rows", "builds", "timeline"],
+    build_skipped: ["rows", "builds"], error: ["rows", "builds"] };
+  const dirty = new Set();
+  function later(ev) {
+    if (ev.event === "log") return;
+    const parts = AFFECTS[ev.event] || ["rows", "timeline"];
+    if (!dirty.size) requestAnimationFrame(draw);
+    for (const p of parts) dirty.add(p);
   }
   function draw() {
-    dirty = false;
+    for (const p of dirty) PARTS[p]();
+    dirty.clear();
+  }
+  function drawRows() {
     const body = $("#services tbody");
     body.replaceChildren(...[...services.values()].map((s) => {
       const tr = el("tr");
@@ -243,8 +254,6 @@
         act);
       return tr;
     }));
-    drawTimeline();
-    drawBuilds();
   }
   function drawTimeline() {
     const list = $("#timeline");
@@ -284,7 +293,8 @@
       const div = el("div", { className: "build-svc" }, el("h3", { textContent: name }));
       div.dataset.service = name;
       for (const b of list.slice().reverse()) {
-        const d = el("details", { className: "build" });
+        const d = el("details", { className: "build", open: !!b.open });
+        d.addEventListener("toggle", () => { b.open = d.open; });  // kept across redraws
         d.append(el("summary", {},
           el("span", { className: `result ${b.result}`, textContent: b.result }),
           el("span", { textContent: new Date(b.ts * 1000).toLocaleTimeString() }),
@@ -322,6 +332,6 @@
     if (ev.seq <= lastSeq) return;
     lastSeq = ev.seq;
     take(ev);
-    later();
+    later(ev);
   };
 })();
