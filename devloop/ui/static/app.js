@@ -3,6 +3,7 @@
 (function () {
   const TOKEN = document.querySelector('meta[name="devloop-token"]').content;
   const MAX_LINES = 5000, MAX_EDITS = 10, MAX_BUILDS = 10, EDIT_WINDOW_S = 300;
+  const CRASH_COUNT = 3, CRASH_WINDOW_S = 120;  // containers back this often: "crashing"
   const services = new Map();   // name -> row state
   const builds = new Map();     // name -> [build]
   const edits = [];             // newest last
@@ -21,7 +22,7 @@
   function service(name) {
     if (!services.has(name)) {
       services.set(name, { name, state: "pending", image: "", replicas: null, urls: [],
-        sync: null, restarts: 0, error: "", pending: 0 });
+        sync: null, restarts: 0, error: "", pending: 0, deploying: false, comebacks: [] });
       const opt = el("option", { value: name, textContent: name });
       $("#log-service").append(opt);
     }
@@ -109,12 +110,20 @@
         break;
       }
       case "deploy":
+        svc.deploying = true;
+        svc.comebacks = [];
         svc.image = ev.image;
         svc.state = "deploying";
         if (edit) stage(edit, ev.service, "deployed", sinceSeen(edit, ev));
         break;
       case "ready":
-        svc.state = "ready";
+        if (!svc.deploying && svc.state !== "pending") {
+          // no deploy of ours led here: a container came back (it exited, or was replaced)
+          svc.restarts += 1;
+          svc.comebacks = svc.comebacks.filter((t) => ev.ts - t < CRASH_WINDOW_S).concat(ev.ts);
+        }
+        svc.deploying = false;
+        svc.state = svc.comebacks.length >= CRASH_COUNT ? "crashing" : "ready";
         svc.urls = ev.urls || [];
         if (ev.replicas != null) svc.replicas = ev.replicas;
         if (edit && edit.lanes.has(ev.service)) stage(edit, ev.service, "ready", sinceSeen(edit, ev));
