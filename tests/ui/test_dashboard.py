@@ -231,6 +231,30 @@ def test_the_rebuild_button_rebuilds_that_service_only(session: Session) -> None
     assert page.locator('#builds [data-service="web"] details').count() == 1
 
 
+def test_the_restart_button_restarts_that_service_s_process(session: Session) -> None:
+    dev, page = session.dev, session.page
+    before = int(_cell(page, "web", "restarts"))
+    mark = dev.mark()
+    page.click('#services tr[data-service="web"] button[data-command="restart"]')
+    dev.wait_event("restart", since=mark, service="web")
+    assert not [e for e in dev.events[mark:] if e["event"] == "restart" and e["service"] != "web"]
+    eventually(lambda: int(_cell(page, "web", "restarts")) == before + 1, 30)
+
+
+def test_pause_and_resume_from_the_header(session: Session) -> None:
+    dev, page = session.dev, session.page
+    mark = dev.mark()
+    page.click("#pause")
+    dev.wait_event("paused", since=mark)
+    eventually(lambda: page.inner_text("#pause") == "resume", 30)
+    assert _cell(page, "hello", "state") == "ready (paused)"
+    mark = dev.mark()
+    page.click("#pause")
+    dev.wait_event("resumed", since=mark)
+    eventually(lambda: page.inner_text("#pause") == "pause", 30)
+    eventually(lambda: _cell(page, "hello", "state") == "ready", 30)
+
+
 def test_a_wrong_host_or_a_missing_token_is_refused(session: Session) -> None:
     port = int(session.url.rsplit(":", 1)[1].strip("/"))
     token = session.page.get_attribute('meta[name="devloop-token"]', "content")
