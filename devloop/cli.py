@@ -288,10 +288,30 @@ def _context_option(f: Callable[..., Any]) -> Callable[..., Any]:
     help="auto: inotify read directly on Linux, watchfiles elsewhere.",
 )
 @click.option(
+    "--trigger",
+    type=click.Choice(["auto", "manual"]),
+    default=None,
+    help="auto: act on every change; manual: changes wait for a trigger (key t). Default: each "
+    "service's `trigger:` in devloop.yaml (auto).",
+)
+@click.option(
     "--plan",
     "show_plan",
     is_flag=True,
     help="Print what would be watched, synced and rebuilt; start nothing.",
+)
+@click.option(
+    "--ui/--no-ui",
+    default=True,
+    show_default=True,
+    help="Serve the web dashboard on 127.0.0.1 (its URL is printed).",
+)
+@click.option(
+    "--ui-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    metavar="PORT",
+    help="The dashboard's port (default: the first free one from 10350).",
 )
 @click.argument("services", nargs=-1, shell_complete=complete.services)
 @click.pass_context
@@ -302,7 +322,10 @@ def dev(
     context: str | None,
     keep: bool,
     watcher: str,
+    trigger: str | None,
     show_plan: bool,
+    ui: bool,
+    ui_port: int | None,
     services: tuple[str, ...],
 ) -> None:
     """Build, deploy, then sync or rebuild on every change; logs and ports; Ctrl-C cleans up."""
@@ -320,6 +343,9 @@ def dev(
             keep=keep,
             context=context,
             watcher=watcher,
+            ui=ui,
+            ui_port=ui_port,
+            trigger=trigger,
         )
     )
 

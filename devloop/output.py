@@ -15,14 +15,19 @@ from devloop.model.events import (
     BuildStarted,
     BuildStep,
     Changes,
+    Dashboard,
     Deployed,
     Emit,
     Error,
     Event,
     Info,
     Log,
+    Paused,
+    Pending,
     Ready,
+    Requested,
     Restarted,
+    Resumed,
     SyncDone,
     WarningEvent,
     Watching,
@@ -58,6 +63,16 @@ def events_schema() -> dict[str, Any]:
         "oneOf": [{"$ref": f"#/$defs/{kind}"} for kind in defs],
         "$defs": defs,
     }
+
+
+def tee(*sinks: Emit) -> Emit:
+    """One sink that hands each event to every one of `sinks`, in order."""
+
+    def emit(event: Event) -> None:
+        for s in sinks:
+            s(event)
+
+    return emit
 
 
 def _size(n: int) -> str:
@@ -165,6 +180,19 @@ class TextSink:
                 return f"{tag}[bold green]ready[/]{urls}"
             case Restarted():
                 return f"{tag}restarted process in {escape(e.container)}"
+            case Dashboard():
+                return f"[bold]dashboard[/]  {escape(e.url)}"
+            case Requested():
+                return f"{tag}[bold]{e.command}[/] requested" + ("" if svc else " (all services)")
+            case Pending():
+                if not e.files:
+                    return None  # the trigger's work says what happens next
+                names = ", ".join(e.paths[:3]) + (f" and {e.files - 3} more" if e.files > 3 else "")
+                return f"{tag}[yellow]{e.files} change(s) wait[/] for a trigger: {escape(names)}"
+            case Paused():
+                return f"[yellow]paused[/]: {e.files} changed file(s) kept until resume"
+            case Resumed():
+                return f"resumed: {e.files} changed file(s) kept while paused"
             case Info():
                 return f"{tag}{escape(e.message)}"
             case WarningEvent():

@@ -4,7 +4,7 @@ then deliver."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Protocol
@@ -88,25 +88,32 @@ class Builder:
         if removed:
             self._emit(Info(f"removed {len(removed)} old image tag(s): {', '.join(removed)}"))
 
-    def build(self, names: Iterable[str] = ()) -> dict[str, BuiltImage]:
-        """Build `names` and what they require (all services when empty); service → result."""
+    def build(
+        self, names: Iterable[str] = (), *, force: Collection[str] = ()
+    ) -> dict[str, BuiltImage]:
+        """Build `names` and what they require (all services when empty); service → result.
+
+        The services in `force` are built even when their tag already exists (a rebuild asked
+        for by hand: the engine's cache still applies)."""
         order = self.project.closure(names)
         refs = digest.image_refs(self.project, order)
         unreachable = None if self.push else self.target.unreachable()
         if unreachable:
             self._emit(WarningEvent(unreachable))
         deps = {n: self.project.services[n].requires for n in order}
-        results = schedule(order, deps, lambda n: self._one(n, refs), self._parallel)
+        results = schedule(
+            order, deps, lambda n: self._one(n, refs, force=n in force), self._parallel
+        )
         return {n: results[n] for n in order}
 
-    def _one(self, name: str, refs: Mapping[str, str]) -> BuiltImage:
+    def _one(self, name: str, refs: Mapping[str, str], *, force: bool = False) -> BuiltImage:
         svc, ref, started = self.project.services[name], refs[name], time.monotonic()
-        if self.push:
+        if self.push and not force:
             remote = self._registry(ref, self._remote_digest)
             if remote:
                 self._emit(BuildSkipped(name, ref, f"already in registry {registry_of(ref)}"))
                 return BuiltImage(name, ref, remote, skipped=True, pushed=True)
-        skipped = self._exists_locally(ref)
+        skipped = not force and self._exists_locally(ref)
         if skipped:
             self._emit(BuildSkipped(name, ref, "already built"))
         else:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devloop import config
 from devloop.build.builder import Builder
@@ -18,11 +19,14 @@ from devloop.commands.common import new_session_id, selected
 from devloop.errors import EXIT_INTERRUPTED, EXIT_OK, DevloopError
 from devloop.loop.lock import SessionLock
 from devloop.loop.session import Session
-from devloop.model.events import Emit, Info, WarningEvent
-from devloop.model.project import Project
-from devloop.output import sink
+from devloop.model.events import Dashboard, Emit, Info, WarningEvent
+from devloop.model.project import Project, Trigger
+from devloop.output import sink, tee
 from devloop.runtime.factory import open_runtime, target_of
 from devloop.watch.choice import watcher_factory
+
+if TYPE_CHECKING:
+    from devloop.ui.server import Dashboard as DashboardServer
 
 
 def run(
@@ -34,6 +38,9 @@ def run(
     keep: bool = False,
     context: str | None = None,
     watcher: str = "auto",
+    trigger: str | None = None,
+    ui: bool = True,
+    ui_port: int | None = None,
 ) -> int:
     project = config.load(directory, profiles, kube_context=context)
     names = selected(project, services)
@@ -41,9 +48,40 @@ def run(
     lock = _lock(project, context)
     lock.acquire()
     try:
-        return _run(project, names, emit, lock, keep=keep, context=context, watcher=watcher)
+        with _dashboard(ui, ui_port) as dashboard:
+            if dashboard is not None:
+                emit = tee(emit, dashboard.hub)
+                emit(Dashboard(url=dashboard.url))
+            return _run(
+                project,
+                names,
+                emit,
+                lock,
+                keep=keep,
+                context=context,
+                watcher=watcher,
+                trigger="manual" if trigger == "manual" else "auto" if trigger else None,
+                dashboard=dashboard,
+            )
     finally:
         lock.release()
+
+
+@contextlib.contextmanager
+def _dashboard(wanted: bool, port: int | None) -> Iterator[DashboardServer | None]:
+    """The web dashboard (devloop.ui), serving until the session is over; None with --no-ui."""
+    if not wanted:
+        yield None
+        return
+    from devloop.ui.hub import Hub
+    from devloop.ui.server import Dashboard as Server  # starlette and uvicorn: only with the UI
+
+    server = Server(Hub(), port)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _lock(project: Project, context: str | None) -> SessionLock:
@@ -65,6 +103,8 @@ def _run(
     keep: bool,
     context: str | None,
     watcher: str = "auto",
+    trigger: Trigger | None = None,
+    dashboard: DashboardServer | None = None,
 ) -> int:
     if note := lock.took_over():
         emit(Info(message=note))
@@ -77,8 +117,16 @@ def _run(
         return Builder(p, client, emit, target=runtime.images)
 
     session = Session(
-        project, names, runtime, builder, emit, watcher_factory=watcher_factory(watcher)
+        project,
+        names,
+        runtime,
+        builder,
+        emit,
+        watcher_factory=watcher_factory(watcher),
+        trigger=trigger,
     )
+    if dashboard is not None:
+        dashboard.act = session.request  # the page's buttons steer the session
     signals = _Signals(session.stop)
     error: BaseException | None = None
     try:

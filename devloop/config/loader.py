@@ -125,6 +125,7 @@ def _service(root: Path, name: str, s: ServiceSpec, registry: str | None) -> Ser
         ports=tuple(_port(p) for p in s.ports),
         env=types.MappingProxyType(dict(s.env)),
         requires=tuple(s.requires),
+        trigger=s.trigger,
     )
 
 

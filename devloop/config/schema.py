@@ -140,6 +140,11 @@ class ServiceSpec(_Strict):
     requires: list[str] = Field(
         default_factory=list, description="services whose images this one builds FROM"
     )
+    trigger: Literal["auto", "manual"] = Field(
+        default="auto",
+        description="auto: act on every change; manual: changes wait for a trigger (key t, the "
+        "dashboard); `devloop dev --trigger` overrides it for every service",
+    )
 
     @field_validator("image")
     @classmethod

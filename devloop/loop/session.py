@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from devloop import config
 from devloop.build.builder import Builder
 from devloop.build.inputs import InputSet, cached_inputs
 from devloop.errors import DeployError, DevloopError
 from devloop.files.ignore import PathRules
-from devloop.loop import plan
+from devloop.loop import plan, steer
+from devloop.loop.steer import Request
 from devloop.model.changes import Change, ChangeBatch
 from devloop.model.events import (
     Changes,
@@ -25,10 +28,14 @@ from devloop.model.events import (
     Emit,
     Error,
     Info,
+    Paused,
+    Pending,
     Ready,
+    Requested,
+    Resumed,
     WarningEvent,
 )
-from devloop.model.project import Project
+from devloop.model.project import Project, Trigger
 from devloop.render.templates import render
 from devloop.runtime.base import Instance, Runtime
 from devloop.sync.syncer import Syncer
@@ -48,7 +55,7 @@ class InstancesChanged:
     service: str
 
 
-Work = ChangeBatch | InstancesChanged
+Work = ChangeBatch | InstancesChanged | Request
 
 
 @dataclass
@@ -56,6 +63,10 @@ class _ServiceState:
     ref: str = ""
     deployed: bool = False
     generations: set[str] = field(default_factory=set)
+    stamp: str = ""  # set by a rebuild asked for by hand: its containers are made anew
+    held: dict[Path, Change] = field(default_factory=dict)  # manual trigger: changes that wait
+    held_since: float = 0.0  # when the first of them was seen
+    held_because: bool = False  # ... or a required image was rebuilt meanwhile
 
 
 class Session:
@@ -71,6 +82,7 @@ class Session:
         *,
         watcher_factory: WatcherFactory | None = None,
         ready_timeout: float = 120.0,
+        trigger: Trigger | None = None,
     ) -> None:
         self.project = project
         self.wanted = tuple(services)
@@ -90,10 +102,34 @@ class Session:
         self._threads: list[threading.Thread] = []
         self._watch_stop = threading.Event()
         self._urls: dict[str, list[str]] = {}
+        self._trigger = trigger  # overrides each service's `trigger:` when set
+        self._paused: list[ChangeBatch] | None = None  # the edits kept while paused
 
     @property
     def names(self) -> tuple[str, ...]:
         return self.project.closure(self.wanted)
+
+    def trigger_of(self, service: str) -> Trigger:
+        return self._trigger or self.project.services[service].trigger
+
+    @property
+    def paused(self) -> bool:
+        return self._paused is not None
+
+    # -- steering (any thread) -----------------------------------------------
+
+    def request(self, command: str, service: str | None = None) -> None:
+        """Queue a steering command; the loop carries it out in order with the changes.
+
+        Thread-safe. `command`: rebuild (build even when the tag exists, and make the
+        containers anew), restart (the process, same container), trigger (the changes that
+        wait in manual mode), pause, resume (the edits made meanwhile as one batch). `service`
+        None means every one. Raises steer.RequestError for an unknown command or service.
+        """
+        req = steer.check(command, service, self.names)
+        self._queue.put(req)
+        if req.command in ("rebuild", "trigger"):
+            self._interrupt.set()  # no point in waiting for the readiness of what gets replaced
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -119,22 +155,32 @@ class Session:
         except queue.Empty:
             return not self.stop.is_set()
         self._interrupt.clear()
-        work = [first, *_drain(self._queue)]
-        batches, changed = _coalesce(work)
+        units = _coalesce([first, *_drain(self._queue)])
+        done = 0
         try:
-            if batches:
-                self._on_changes(batches)
-            for service in changed:
-                self._on_instances(service)
+            for unit in units:
+                self._do(unit)
+                done += 1
         except DevloopError as exc:
             # an API server blip, a dropped connection: say so and try the same work again
             # later; only Ctrl-C ends a dev session
             self._retry_in = min(self._retry_in * 2, RETRY_MAX) if self._retry_in else RETRY_MIN
             self._emit(Error(f"{exc} (retrying in {self._retry_in:.1f} s)"))
-            self._requeue(work, self._retry_in)
+            self._requeue(units[done:], self._retry_in)
         else:
             self._retry_in = 0.0
         return not self.stop.is_set()
+
+    def _do(self, unit: Work) -> None:
+        if isinstance(unit, Request):
+            self._on_request(unit)
+        elif isinstance(unit, InstancesChanged):
+            self._on_instances(unit.service)
+        elif self._paused is not None:
+            self._paused.append(unit)
+            self._emit(Paused(files=len(_merged(self._paused))))
+        else:
+            self._on_changes(unit)
 
     def _requeue(self, work: Sequence[Work], delay: float) -> None:
         def put_back() -> None:
@@ -196,11 +242,25 @@ class Session:
 
     def _on_changes(self, batch: ChangeBatch) -> None:
         self._emit(
-            Changes(files=len(batch), paths=[_shown(self.project, c) for c in list(batch)[:5]])
+            Changes(
+                files=len(batch),
+                paths=[_shown(self.project, c) for c in list(batch)[:5]],
+                ms=round((time.monotonic() - batch.first_seen) * 1000, 2)
+                if batch.first_seen
+                else None,
+            )
         )
         decided = plan.plan(self.project, self.wanted, batch, self._rules, self._inputs())
         rebuild: list[str] = []
         redeploy: list[str] = []
+        held = [sp for sp in decided.services if self.trigger_of(sp.name) == "manual"]
+        if held:
+            self._hold(batch, held)
+            decided = plan.Plan(
+                services=tuple(sp for sp in decided.services if sp not in held),
+                reload=decided.reload,
+                ignored=decided.ignored,
+            )
         if decided.reload:
             replanned = self._reload()
             if replanned is None:
@@ -213,10 +273,20 @@ class Session:
         if any(c.path.name == ".dockerignore" for c in batch):
             self._rules = PathRules(self.project, self.wanted)
             self._restart_watcher()
+        self._act(decided, batch, rebuild, redeploy)
+
+    def _act(
+        self,
+        decided: plan.Plan,
+        batch: ChangeBatch,
+        rebuild: list[str],
+        redeploy: list[str],
+    ) -> None:
         rebuild += [s.name for s in decided.services if s.rebuild]
         redeploy += [s.name for s in decided.services if s.redeploy]
+        planned = time.monotonic()
         for sp in decided.services:
-            if sp.syncs and not sp.rebuild and not self._synced(sp, batch.first_seen):
+            if sp.syncs and not sp.rebuild and not self._synced(sp, batch.first_seen, planned):
                 rebuild.append(sp.name)
         fallback = {
             s.name: s.rebuild.superseded
@@ -229,6 +299,78 @@ class Session:
             )
         elif redeploy:
             self._deploy(list(dict.fromkeys(redeploy)))
+
+    # -- steering ------------------------------------------------------------
+
+    def _on_request(self, req: Request) -> None:
+        self._emit(Requested(command=req.command, service=req.service))
+        names = [req.service] if req.service else list(self.names)
+        if req.command == "rebuild":
+            for n in names:
+                self._state[n].stamp = str(time.time_ns())
+                self._release(n)  # the new image holds what waited
+            self._rebuild([req.service] if req.service else self.wanted, force=names)
+        elif req.command == "restart":
+            restarted = sum(self._syncer.restart(n) for n in names if self._state[n].deployed)
+            if not restarted:
+                self._emit(WarningEvent("no running container to restart", req.service))
+        elif req.command == "trigger":
+            self._trigger_held(names)
+        elif req.command == "pause":
+            if self._paused is None:
+                self._paused = []
+            self._emit(Paused(files=len(_merged(self._paused))))
+        elif req.command == "resume":
+            kept, self._paused = self._paused or [], None
+            batch = _merged(kept)
+            self._emit(Resumed(files=len(batch)))
+            if len(batch):
+                self._on_changes(batch)
+
+    def _hold(self, batch: ChangeBatch, held: Sequence[plan.ServicePlan]) -> None:
+        """Manual trigger: keep what changed for each of these services until a trigger."""
+        for sp in held:
+            state = self._state[sp.name]
+            paths = steer.touched(self.project.services[sp.name], sp)
+            if not state.held and not state.held_because:
+                state.held_since = batch.first_seen
+            state.held.update({c.path: c for c in batch if c.path in paths})
+            state.held_because |= bool(sp.rebuild and sp.rebuild.because_of)
+            self._emit(
+                Pending(
+                    service=sp.name,
+                    files=len(state.held),
+                    paths=[_shown(self.project, c) for c in list(state.held.values())[:5]],
+                )
+            )
+
+    def _release(self, service: str) -> tuple[list[Change], bool]:
+        """The changes that waited for `service` (forgotten here), and whether a required image
+        changed meanwhile."""
+        state = self._state[service]
+        held, because = list(state.held.values()), state.held_because
+        if held or because:
+            state.held, state.held_because = {}, False
+            self._emit(Pending(service=service, files=0))
+        return held, because
+
+    def _trigger_held(self, names: Sequence[str]) -> None:
+        waiting = [n for n in names if self._state[n].held or self._state[n].held_because]
+        if not waiting:
+            self._emit(Info("no changes wait for a trigger", names[0] if len(names) == 1 else None))
+            return
+        first_seen = min(self._state[n].held_since for n in waiting)
+        changes: dict[Path, Change] = {}
+        because: list[str] = []
+        for n in waiting:
+            held, by_requirement = self._release(n)
+            changes.update({c.path: c for c in held})
+            if by_requirement:
+                because.append(n)
+        batch = ChangeBatch(tuple(changes.values()), first_seen)
+        decided = plan.plan(self.project, self.wanted, batch, self._rules, self._inputs())
+        mine = tuple(sp for sp in decided.services if sp.name in waiting)
+        self._act(plan.Plan(services=mine), batch, list(because), [])
 
     def _reload(self) -> plan.Plan | None:
         """Load devloop.yaml again; what differs, or None when the new file is wrong."""
@@ -260,9 +402,9 @@ class Session:
 
     # -- sync --------------------------------------------------------------
 
-    def _synced(self, sp: plan.ServicePlan, first_seen: float) -> bool:
+    def _synced(self, sp: plan.ServicePlan, first_seen: float, planned: float) -> bool:
         return self._syncer.can_sync(sp.name) and self._syncer.sync(
-            self.project.services[sp.name], sp.syncs, first_seen
+            self.project.services[sp.name], sp.syncs, first_seen, planned
         )
 
     # -- containers that came, restarted or went ---------------------------
@@ -279,7 +421,7 @@ class Session:
         ]
         if fresh:
             self._replay_into(service, fresh)
-            self._emit(Ready(service=service, urls=self._urls.get(service, [])))
+            self._emit(self._ready(service))
 
     def _replay_into(self, service: str, instances: Sequence[Instance]) -> None:
         svc = self.project.services[service]
@@ -298,10 +440,11 @@ class Session:
         redeploy: Iterable[str] = (),
         fallback: Mapping[str, tuple[plan.Sync, ...]] | None = None,
         first_seen: float = 0.0,
+        force: Collection[str] = (),
     ) -> None:
         targets = self.project.closure(services)
         try:
-            built = self._builder.build(targets)
+            built = self._builder.build(targets, force=force)
         except DevloopError as exc:
             what = (
                 "the first build failed; fix it and save"
@@ -314,7 +457,7 @@ class Session:
                     # the edit still reaches the running version
                     self._syncer.sync(self.project.services[name], syncs, first_seen)
             return
-        changed = set(redeploy)
+        changed = set(redeploy) | set(force)
         for name, image in built.items():
             state = self._state.get(name)
             if state is None or state.ref == image.ref:
@@ -335,7 +478,8 @@ class Session:
             self._emit(Error(f"not deployed: no image yet for {', '.join(missing)}"))
             return
         try:
-            manifests = render(self.project, refs, self.names)
+            stamps = {n: s.stamp for n, s in self._state.items() if s.stamp}
+            manifests = steer.stamped(render(self.project, refs, self.names), stamps)
             self.runtime.deploy(manifests, self.names)
         except DevloopError as exc:
             service = exc.service if isinstance(exc, DeployError) else None
@@ -372,7 +516,11 @@ class Session:
             ]
             self._replay_into(n, fresh)
             if ready and any(m.service == n for m in manifests):
-                self._emit(Ready(service=n, urls=self._urls.get(n, [])))
+                self._emit(self._ready(n))
+
+    def _ready(self, service: str) -> Ready:
+        replicas = len(self._syncer.instances(service))  # listed just before: cached
+        return Ready(service=service, urls=self._urls.get(service, []), replicas=replicas)
 
 
 def _drain(q: queue.Queue[Work]) -> list[Work]:
@@ -384,17 +532,32 @@ def _drain(q: queue.Queue[Work]) -> list[Work]:
             return out
 
 
-def _coalesce(items: Sequence[Work]) -> tuple[ChangeBatch | None, list[str]]:
-    """Queued batches become one (the first change's time kept); instance changes deduplicated."""
-    batches = [i for i in items if isinstance(i, ChangeBatch)]
-    services = list(dict.fromkeys(i.service for i in items if isinstance(i, InstancesChanged)))
-    if not batches:
-        return None, services
-    latest: dict[object, Change] = {}
+def _coalesce(items: Sequence[Work]) -> list[Work]:
+    """The queued work in order, each run of batches merged into one (the first change's time
+    kept), then the instance changes, deduplicated."""
+    units: list[Work] = []
+    run: list[ChangeBatch] = []
+    for item in items:
+        if isinstance(item, ChangeBatch):
+            run.append(item)
+        elif isinstance(item, Request):
+            if run:
+                units.append(_merged(run))
+                run = []
+            units.append(item)
+    if run:
+        units.append(_merged(run))
+    services = dict.fromkeys(i.service for i in items if isinstance(i, InstancesChanged))
+    return units + [InstancesChanged(s) for s in services]
+
+
+def _merged(batches: Sequence[ChangeBatch]) -> ChangeBatch:
+    """One batch: the last word on each path, the first change's time."""
+    latest: dict[Path, Change] = {}
     for b in batches:
         for c in b:
             latest[c.path] = c
-    return ChangeBatch(tuple(latest.values()), min(b.first_seen for b in batches)), services
+    return ChangeBatch(tuple(latest.values()), min((b.first_seen for b in batches), default=0.0))
 
 
 def _shown(project: Project, change: Change) -> str:

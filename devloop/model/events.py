@@ -47,6 +47,7 @@ class Changes(Event):
     kind: ClassVar[str] = "changes"
     files: int
     paths: list[str]  # the first few, relative to the project
+    ms: float | None = None  # first change seen → the loop took the batch (the quiet window)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,9 @@ class SyncDone(Event):
     ms: float  # first change seen → acknowledgement from the container
     replay: bool = False
     paths: list[str] = field(default_factory=list)  # container paths, the first PATHS_SHOWN
+    # the stages of the edit, each from the first change seen (`ms` is "applied"):
+    planned_ms: float | None = None  # the plan decided to sync
+    sent_ms: float | None = None  # the batch began to go out to this container
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,7 @@ class Ready(Event):
     kind: ClassVar[str] = "ready"
     service: str
     urls: list[str] = field(default_factory=list)
+    replicas: int | None = None  # its running containers
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,42 @@ class Restarted(Event):
     kind: ClassVar[str] = "restart"
     service: str
     container: str
+    ms: float | None = None  # first change seen → the process is running again
+
+
+@dataclass(frozen=True)
+class Requested(Event):
+    """A steering command (a key, the dashboard) reached the session and is being carried out."""
+
+    kind: ClassVar[str] = "request"
+    command: str  # rebuild | restart | trigger | pause | resume
+    service: str | None = None  # None: every service
+
+
+@dataclass(frozen=True)
+class Pending(Event):
+    """Manual trigger mode: `files` changed files wait for a trigger (0 once triggered)."""
+
+    kind: ClassVar[str] = "pending"
+    service: str
+    files: int
+    paths: list[str] = field(default_factory=list)  # the first few, relative to the project
+
+
+@dataclass(frozen=True)
+class Paused(Event):
+    """Watching is paused: edits are kept (`files` so far) and applied as one batch on resume."""
+
+    kind: ClassVar[str] = "paused"
+    files: int = 0
+
+
+@dataclass(frozen=True)
+class Resumed(Event):
+    """Watching resumed; the `files` edits made while paused follow as one batch."""
+
+    kind: ClassVar[str] = "resumed"
+    files: int = 0
 
 
 @dataclass(frozen=True)
@@ -139,6 +180,14 @@ class Log(Event):
     service: str
     container: str
     line: str
+
+
+@dataclass(frozen=True)
+class Dashboard(Event):
+    """The web dashboard of `devloop dev` is served at `url` (loopback only)."""
+
+    kind: ClassVar[str] = "dashboard"
+    url: str
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,9 @@ LABEL_SESSION = "devloop.dev/session"  # the `dev`/`run` session that made it
 LABEL_SPEC = "devloop.dev/spec"  # Docker: hash of everything the container was made from
 LABEL_NAME = "devloop.dev/name"  # Docker: the stable name; a replacement carries it before rename
 LABEL_SUPERVISED = "devloop.dev/supervised"  # Docker: "1" when PID 1 is devloop's supervisor
+# A pod template annotation (kubectl rollout restart's way): a new value recreates the pods or
+# containers even when nothing else changed
+ANNOTATION_RESTARTED = "devloop.dev/restarted-at"
 MANAGER = "devloop"
 
 # Namespaces first, then what workloads read, then Services, then the workloads.

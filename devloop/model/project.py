@@ -8,6 +8,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 Target = Literal["auto", "docker", "kubernetes"]
+Trigger = Literal["auto", "manual"]
 CONFIG_NAME = "devloop.yaml"
 
 
@@ -50,6 +51,7 @@ class Service:
     ports: tuple[Port, ...]
     env: Mapping[str, str]
     requires: tuple[str, ...]
+    trigger: Trigger = "auto"  # manual: changes wait for a trigger (a key, the dashboard)
 
 
 @dataclass(frozen=True)

@@ -264,3 +264,23 @@ def test_an_image_without_a_shell_is_said_once_and_rebuilt(
             c.remove(force=True)
         for img in docker_client.images.list(name=f"devloop-test-dev/{name}"):
             docker_client.images.remove(img.id, force=True)
+
+
+def test_manual_trigger_keeps_edits_waiting(project: tuple[Path, str, int]) -> None:
+    root, _, port = project
+    url = f"http://127.0.0.1:{port}"
+    dev = DevProcess(root, "--trigger", "manual")
+    try:
+        dev.wait_event("ready", service="web", timeout=180)
+        mark = dev.mark()
+        (root / "app/site/index.html").write_text("v2\n")
+        pending = dev.wait_event("pending", since=mark, service="web", files=1)
+        assert pending["paths"] == ["app/site/index.html"]
+        (root / "app/site/index.html").write_text("v3\n")
+        (root / "app/README.md").write_text("changed: would rebuild\n")
+        dev.wait_event("pending", since=mark, service="web", files=2)
+        assert _serves(f"{url}/index.html", "v1")
+        kinds = {e["event"] for e in dev.events[mark:]}
+        assert not kinds & {"sync", "build_started", "deploy"}, kinds
+    finally:
+        assert dev.interrupt() == 130

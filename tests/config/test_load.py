@@ -725,3 +725,22 @@ def test_not_utf8_gives_line_and_column(devloop_project: Make) -> None:
         "devloop.yaml:2:6: not UTF-8: byte 0xe9 cannot start or continue a character here"
         " (save the file as UTF-8)",
     )
+
+
+def test_trigger_is_auto_or_manual(devloop_project: Make) -> None:
+    yaml = """\
+        name: shop
+        services:
+          web:
+            image: shop/web
+            context: app
+            trigger: {trigger}
+        """
+    proj = project(devloop_project, yaml.format(trigger="manual"))
+    assert config.load(proj.path).services["web"].trigger == "manual"
+    proj = project(devloop_project, yaml.format(trigger="by-hand"))
+    result = proj.run("render")
+    assert result.code == 2 and result.err.startswith(
+        "error: devloop.yaml:6:14: services.web.trigger: "
+    )
+    assert "'auto' or 'manual'" in result.err

@@ -7,7 +7,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import docker
@@ -18,7 +18,7 @@ from devloop.build.builder import Builder, BuiltImage
 from devloop.loop.session import Session
 from devloop.model.changes import Change, ChangeBatch, ChangeKind
 from devloop.model.events import Error, Event
-from devloop.model.project import Project
+from devloop.model.project import Project, Trigger
 from devloop.runtime.docker.runtime import DockerRuntime
 from tests.devproc import eventually, free_port, http_get
 
@@ -60,7 +60,9 @@ class ScriptedChanges:
 
 
 class Rig:
-    def __init__(self, root: Path, client: docker.DockerClient) -> None:
+    def __init__(
+        self, root: Path, client: docker.DockerClient, trigger: Trigger | None = None
+    ) -> None:
         self.root = root
         self.events: list[Event] = []
         self.changes = ScriptedChanges()
@@ -71,10 +73,12 @@ class Rig:
         rig = self
 
         class HookedBuilder(Builder):
-            def build(self, names: Iterable[str] = ()) -> dict[str, BuiltImage]:
+            def build(
+                self, names: Iterable[str] = (), *, force: Collection[str] = ()
+            ) -> dict[str, BuiltImage]:
                 while rig.during_build:
                     rig.during_build.pop(0)()  # an edit lands while the build runs
-                return super().build(names)
+                return super().build(names, force=force)
 
         self.session = Session(
             project,
@@ -83,6 +87,7 @@ class Rig:
             lambda p: HookedBuilder(p, client, self.events.append),
             self.events.append,
             watcher_factory=self.changes.factory,
+            trigger=trigger,
         )
 
     def kinds(self, since: int = 0) -> list[str]:
@@ -99,6 +104,13 @@ class Rig:
 def rig(
     tmp_path: Path, docker_client: docker.DockerClient, base_image: str
 ) -> Iterator[tuple[Rig, str]]:
+    yield from make_rig(tmp_path, docker_client)
+
+
+def make_rig(
+    tmp_path: Path, docker_client: docker.DockerClient, trigger: Trigger | None = None
+) -> Iterator[tuple[Rig, str]]:
+    """A started session over one busybox httpd service: the rig and its URL."""
     name = f"ss{uuid.uuid4().hex[:8]}"
     port = free_port()
     (tmp_path / "app/site").mkdir(parents=True)
@@ -109,7 +121,7 @@ def rig(
     (tmp_path / "app/site/index.html").write_text("one\n")
     (tmp_path / "app/notes.txt").write_text("a\n")
     (tmp_path / "devloop.yaml").write_text(CONFIG.format(name=name, port=port))
-    r = Rig(tmp_path, docker_client)
+    r = Rig(tmp_path, docker_client, trigger)
     r.session.start()
     yield r, f"http://127.0.0.1:{port}"
     r.session.close()

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from devloop.errors import DeployError
-from devloop.model.manifest import Manifest
+from devloop.model.manifest import ANNOTATION_RESTARTED, Manifest
 from devloop.model.project import Port, Project
 from devloop.runtime.docker.podenv import Sources, expand, resolve_env
 
@@ -45,6 +45,7 @@ class ContainerSpec:
     aliases: tuple[str, ...]  # the Services whose selector picks this pod
     labels: tuple[tuple[str, str], ...]  # the pod's labels
     restart: str  # the engine's restart policy name
+    restarted: str = ""  # the pod template's restarted-at annotation: a new one recreates it
     readiness: Mapping[str, Any] | None = field(default=None, compare=False)
 
     def port_number(self, port: int | str) -> int:
@@ -157,6 +158,9 @@ def _container(
         aliases=aliases,
         labels=tuple(sorted(labels.items())),
         restart=_RESTART.get(str(pod_spec.get("restartPolicy", "Always")), "always"),
+        restarted=str(
+            ((pod.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_RESTARTED, "")
+        ),
         readiness=c.get("readinessProbe"),
     )
 
