@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devloop.build.inputs import InputSet
-from devloop.files.globs import glob_match
+from devloop.files.globs import glob_match, may_match_below
 from devloop.files.ignore import PathRules
 from devloop.model.changes import Change, ChangeBatch, ChangeKind
 from devloop.model.project import Project, Service, SyncRule
@@ -104,7 +104,9 @@ def plan(
     Dockerfile can reach) limits what rebuilds it; without it, any file of the context does.
     """
     names = project.closure(services)
-    latest = {c.path: c.kind for c in batch}  # the last word on a path wins
+    changes = list(batch)
+    latest = {c.path: c.kind for c in changes}  # the last word on a path wins
+    gone_dirs = {c.path for c in changes if c.directory and latest[c.path] == "deleted"}
     reload = project.config_path in latest
     per: dict[str, _Draft] = {n: _Draft() for n in names}
     used: set[Path] = {project.config_path} if reload else set()
@@ -114,7 +116,10 @@ def plan(
             continue
         for name in names:
             reach = inputs.get(name) if inputs is not None else None
-            if per[name].take(project.services[name], rules, path, kind, reach):
+            svc = project.services[name]
+            if path in gone_dirs and per[name].take_dir(svc, path):
+                used.add(path)
+            elif per[name].take(svc, rules, path, kind, reach):
                 used.add(path)
     _cascade(project, names, per)
     ordered = tuple(p for n in names if (p := per[n].finish(n)) is not None)
@@ -185,6 +190,20 @@ class _Draft:
             return False  # no COPY/ADD of its Dockerfile can reach it
         self.rebuild.append(rel)
         return True
+
+    def take_dir(self, svc: Service, path: Path) -> bool:
+        """A deleted directory: delete it in the container for every sync rule that could have
+        put files in it (a renamed or removed folder of synced files needs no image)."""
+        if not path.is_relative_to(svc.context) or path == svc.context:
+            return False
+        rel = path.relative_to(svc.context).as_posix()
+        hit = False
+        for rule in svc.sync:
+            dest = rule.destination(rel)
+            if dest is not None and (glob_match(rule.src, rel) or may_match_below(rule.src, rel)):
+                self.delete.setdefault(rule, {})[rel] = dest
+                hit = True
+        return hit
 
     def _sync(self, rules: Iterable[SyncRule], rel: str, kind: ChangeKind) -> bool:
         hit = False

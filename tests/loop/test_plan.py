@@ -392,3 +392,43 @@ def test_replan_after_config_change(
     (tmp_path / "devloop.yaml").write_text(base.replace(*edit))
     new = config.load(tmp_path)
     assert summary(replan(old, new, ("web", "worker"))) == expected
+
+
+def _dir_plan(project: Project, selected: tuple[str, ...], changes: list[Change]) -> set[str]:
+    return summary(plan(project, selected, changes, PathRules(project, selected)))
+
+
+def test_a_deleted_folder_of_synced_files_is_deleted_in_the_container(project: Project) -> None:
+    """A renamed or removed folder under a sync rule: the watcher reports the folder itself
+    gone (and maybe its files); no rule matches the folder's own path, yet no image is needed."""
+    web = project.root / "web"
+    renamed = [
+        Change("deleted", web / "app/pkg", directory=True),
+        Change("added", web / "app/pkg2/m.py"),
+        Change("added", web / "app/pkg2/sub/n.py"),
+    ]
+    assert _dir_plan(project, WEB, renamed) == {
+        "web delete app/pkg -> /app/app/pkg",
+        "web copy app/pkg2/m.py -> /app/app/pkg2/m.py",
+        "web copy app/pkg2/sub/n.py -> /app/app/pkg2/sub/n.py",
+    }
+    removed = [Change("deleted", web / "static/img", directory=True)]
+    assert _dir_plan(project, WEB, removed) == {"web delete static/img -> /srv/static/img"}
+    # both sharers of the context delete it, each at its own destination
+    assert _dir_plan(project, ("web", "worker"), renamed[:1]) == {
+        "web delete app/pkg -> /app/app/pkg",
+        "worker delete app/pkg -> /srv/app/pkg",
+    }
+
+
+def test_a_deleted_folder_no_sync_rule_reaches_still_rebuilds(project: Project) -> None:
+    web = project.root / "web"
+    assert _dir_plan(project, WEB, [Change("deleted", web / "lib", directory=True)]) == {
+        "web rebuild"
+    }
+    # a file of the folder outside the rules (the inotify watcher reports them) rebuilds
+    changes = [
+        Change("deleted", web / "app/pkg", directory=True),
+        Change("deleted", web / "app/pkg/data.json"),
+    ]
+    assert "web rebuild" in _dir_plan(project, WEB, changes)
