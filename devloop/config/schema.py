@@ -126,7 +126,10 @@ class ServiceSpec(_Strict):
         default=None, description="custom build command instead of the Docker SDK"
     )
     manifests: list[str] = Field(
-        default_factory=list, description="Jinja manifest templates, relative to devloop.yaml"
+        default_factory=list,
+        description="Jinja manifest templates or plain YAML, relative to devloop.yaml; globs "
+        "('k8s/*.yaml', 'k8s/**/*.yaml') name every file they match. An image reference naming "
+        "a service's image ('image: web', 'web:latest') gets the built tag",
     )
     archetype: str | None = Field(
         default=None, description="built-in manifest archetype: web or worker"

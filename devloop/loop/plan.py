@@ -116,10 +116,9 @@ def plan(
             continue
         for name in names:
             reach = inputs.get(name) if inputs is not None else None
-            svc = project.services[name]
-            if path in gone_dirs and per[name].take_dir(svc, path):
-                used.add(path)
-            elif per[name].take(svc, rules, path, kind, reach):
+            svc, draft = project.services[name], per[name]
+            took = path in gone_dirs and draft.take_dir(svc, path)
+            if took or draft.take(svc, rules, path, kind, reach):
                 used.add(path)
     _cascade(project, names, per)
     ordered = tuple(p for n in names if (p := per[n].finish(n)) is not None)
