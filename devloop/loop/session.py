@@ -56,6 +56,7 @@ class _ServiceState:
     ref: str = ""
     deployed: bool = False
     generations: set[str] = field(default_factory=set)
+    failing: bool = False  # its wait for ready failed: a (re)start is not ready until checked
 
 
 class Session:
@@ -279,7 +280,27 @@ class Session:
         ]
         if fresh:
             self._replay_into(service, fresh)
+            if state.failing and not self._recovered(service):
+                return  # a crash loop restarting: diagnosed once already, never "ready"
             self._emit(Ready(service=service, urls=self._urls.get(service, [])))
+
+    def _still_running(self, service: str | None) -> bool:
+        names = [service] if service else [n for n, st in self._state.items() if st.deployed]
+        try:
+            return any(self._state[n].deployed and self.runtime.instances(n) for n in names)
+        except DevloopError:
+            return False
+
+    def _recovered(self, service: str) -> bool:
+        """Whether a service whose last wait for ready failed is ready now."""
+        try:
+            self.runtime.wait_ready([service], self._ready_timeout, self._interrupt)
+        except DevloopError:
+            return False
+        if self._interrupt.is_set():
+            return False
+        self._state[service].failing = False
+        return True
 
     def _replay_into(self, service: str, instances: Sequence[Instance]) -> None:
         svc = self.project.services[service]
@@ -339,12 +360,9 @@ class Session:
             self.runtime.deploy(manifests, self.names)
         except DevloopError as exc:
             service = exc.service if isinstance(exc, DeployError) else None
-            # on a first deploy nothing runs yet: "the running version stays" would mislead
-            stays = (
-                "; the running version stays"
-                if any(st.deployed for st in self._state.values())
-                else ""
-            )
+            # on a first deploy, or when the old container is gone already (replaced
+            # remove-first), "the running version stays" would mislead
+            stays = "; the running version stays" if self._still_running(service) else ""
             self._emit(Error(f"deploy failed{stays}: {exc}", service=service))
             return
         for n in services:
@@ -356,7 +374,10 @@ class Session:
         try:
             self.runtime.wait_ready(services, self._ready_timeout, self._interrupt)
         except DevloopError as exc:
-            self._emit(Error(str(exc)))
+            failed = exc.service if isinstance(exc, DeployError) else None
+            self._emit(Error(str(exc), service=failed))
+            for n in services:
+                self._state[n].failing = failed in (None, n)
             ready = False
         # a new edit interrupts the wait: its step comes next, and containers that come up
         # later are replayed into and reported ready as they start (`_on_instances`)
@@ -372,6 +393,7 @@ class Session:
             ]
             self._replay_into(n, fresh)
             if ready and any(m.service == n for m in manifests):
+                self._state[n].failing = False
                 self._emit(Ready(service=n, urls=self._urls.get(n, [])))
 
 

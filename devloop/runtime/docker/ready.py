@@ -134,7 +134,7 @@ class ReadyWaiter:
     def _failure(self, t: _Track, what: str, pending: int = 1) -> DeployError:
         others = f" ({pending - 1} more container(s) not ready)" if pending > 1 else ""
         text = f"service '{t.spec.service}' is not ready: container {t.spec.name} {what}{others}"
-        return DeployError(text + self._logs(t.cid))
+        return DeployError(text + self._logs(t.cid), service=t.spec.service)
 
     def _logs(self, cid: str | None) -> str:
         if cid is None:
