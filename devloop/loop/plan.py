@@ -166,27 +166,31 @@ class _Draft:
         kind: ChangeKind,
         reach: InputSet | None = None,
     ) -> bool:
-        """Record what `path` means for `svc`; False when it means nothing to it."""
-        if path in svc.manifests:
+        """Record what `path` means for `svc`; False when it means nothing to it.
+
+        A manifest redeploys; one inside the context that the Dockerfile copies (`COPY . .`)
+        is an image input too, so it rebuilds as well (its tag, as `render` names it, changed).
+        """
+        manifest = path in svc.manifests
+        if manifest:
             self.templates.append(path)
-            return True
         if path == svc.dockerfile:
             self.rebuild.append(_rel_or_name(path, svc.context))
             return True
         if not path.is_relative_to(svc.context):
-            return False
+            return manifest
         rel = path.relative_to(svc.context).as_posix()
         if rel == ".":
-            return False
+            return manifest
         if rel == ".dockerignore":
             self.rebuild.append(rel)
             return True
-        if self._sync(svc.sync, rel, kind):
+        if not manifest and self._sync(svc.sync, rel, kind):
             return True
         if rules.excluded(svc.name, rel):
-            return False
+            return manifest
         if reach is not None and not reach.reaches(rel):
-            return False  # no COPY/ADD of its Dockerfile can reach it
+            return manifest  # no COPY/ADD of its Dockerfile can reach it
         self.rebuild.append(rel)
         return True
 

@@ -90,6 +90,7 @@ class Session:
         self._rules = PathRules(project, self.wanted)
         self._threads: list[threading.Thread] = []
         self._watch_stop = threading.Event()
+        self._forward_stop = threading.Event()  # ends the port-forwards: `ports:` changed, or close
         self._urls: dict[str, list[str]] = {}
 
     @property
@@ -152,6 +153,7 @@ class Session:
     def close(self, *, keep: bool = False) -> None:
         self.stop.set()
         self._watch_stop.set()
+        self._forward_stop.set()
         self._syncer.close()
         for t in self._threads:
             t.join(timeout=5)
@@ -245,7 +247,17 @@ class Session:
             )
             return None
         decided = plan.replan(self.project, new, self.wanted)
+        ports_changed = any(
+            self.project.services[n].ports != new.services[n].ports
+            for n in self.names
+            if n in self.project.services and n in new.services
+        )
         self.project = new
+        self.runtime.project = new  # it publishes / forwards the ports of the project it has
+        if ports_changed:  # the next deploy publishes or forwards the new ones
+            self._forward_stop.set()
+            self._forward_stop = threading.Event()
+            self._urls = {}
         self._builder = self._builder_factory(new)
         self._rules = PathRules(new, self.wanted)
         for n in self.names:
@@ -383,7 +395,7 @@ class Session:
         # later are replayed into and reported ready as they start (`_on_instances`)
         ready = ready and not self._interrupt.is_set()
         if not self._urls:
-            self._urls = self.runtime.forward_ports(self._emit, self.stop)
+            self._urls = self.runtime.forward_ports(self._emit, self._forward_stop)
         for n in services:
             self._state[n].deployed = True
             fresh = [

@@ -432,3 +432,25 @@ def test_a_deleted_folder_no_sync_rule_reaches_still_rebuilds(project: Project) 
         Change("deleted", web / "app/pkg/data.json"),
     ]
     assert "web rebuild" in _dir_plan(project, WEB, changes)
+
+
+def test_a_manifest_the_dockerfile_copies_rebuilds_and_redeploys(tmp_path: Path) -> None:
+    """`context: .` with `COPY . .`: the manifest is an image input, its edit changes the tag
+    `render` names, so dev must build that tag, not redeploy the old one."""
+    from devloop.build.inputs import InputSet
+
+    (tmp_path / "devloop.yaml").write_text(
+        "name: s\nservices:\n  web:\n    image: s/web\n    manifests: [k8s/web.yaml]\n"
+    )
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY . /app\n")
+    (tmp_path / "k8s").mkdir()
+    (tmp_path / "k8s/web.yaml").write_text("{}\n")
+    project = config.load(tmp_path)
+    edit = [Change("modified", tmp_path / "k8s/web.yaml")]
+    rules = PathRules(project, WEB)
+    copied = plan(project, WEB, edit, rules, {"web": InputSet((".",))})
+    assert summary(copied) == {"web rebuild", "web redeploy"}
+    assert copied.services[0].rebuild is not None
+    assert copied.services[0].rebuild.paths == ("k8s/web.yaml",)
+    not_copied = plan(project, WEB, edit, rules, {"web": InputSet(("app",))})
+    assert summary(not_copied) == {"web redeploy"}
