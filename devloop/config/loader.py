@@ -125,6 +125,7 @@ def _service(root: Path, name: str, s: ServiceSpec, registry: str | None) -> Ser
         ports=tuple(_port(p) for p in s.ports),
         env=types.MappingProxyType(dict(s.env)),
         requires=tuple(s.requires),
+        rebuild=tuple(g.removeprefix("./") for g in s.rebuild),
     )
 
 
@@ -142,7 +143,8 @@ def _sync_rule(r: SyncRuleSpec) -> SyncRule:
         then = ("/bin/sh", "-c", then.exec) if isinstance(then.exec, str) else tuple(then.exec)
     src = r.src.removeprefix("./")
     strip = r.strip.strip("/") if r.strip is not None else _fixed_prefix(src)
-    return SyncRule(src=src, dest=r.dest, then=then, strip=strip)
+    ignore = tuple(g.removeprefix("./") for g in r.ignore)
+    return SyncRule(src=src, dest=r.dest, then=then, strip=strip, ignore=ignore)
 
 
 def _fixed_prefix(glob: str) -> str:

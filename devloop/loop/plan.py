@@ -185,6 +185,9 @@ class _Draft:
         if rel == ".dockerignore":
             self.rebuild.append(rel)
             return True
+        if any(glob_match(g, rel) for g in svc.rebuild):
+            self.rebuild.append(rel)  # named to rebuild: no sync rule takes it
+            return True
         if not manifest and self._sync(svc.sync, rel, kind):
             return True
         if rules.excluded(svc.name, rel):
@@ -212,7 +215,7 @@ class _Draft:
         hit = False
         for rule in rules:
             dest = rule.destination(rel) if glob_match(rule.src, rel) else None
-            if dest is None:
+            if dest is None or any(glob_match(g, rel) for g in rule.ignore):
                 continue
             target = self.delete if kind == "deleted" else self.copy
             target.setdefault(rule, {})[rel] = dest

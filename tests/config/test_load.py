@@ -729,6 +729,16 @@ def test_mapping_made_only_of_a_merge_key(devloop_project: Make) -> None:
             " got '/app\\nx'",
         ),
         (
+            'rebuild: [package.json, "/etc/x"]',
+            "6:14: services.web.rebuild: rebuild must be relative to the build context, got"
+            " '/etc/x'",
+        ),
+        (
+            'sync: [{src: "*", dest: /app, ignore: ["../x"]}]',
+            "6:43: services.web.sync[0].ignore: sync ignore must stay inside the build context"
+            " (no '..'), got '../x'",
+        ),
+        (
             'ports: ["8080:80", "8080:81"]',
             "6:24: services.web.ports[1]: local port 8080 is given twice",
         ),

@@ -454,3 +454,34 @@ def test_a_manifest_the_dockerfile_copies_rebuilds_and_redeploys(tmp_path: Path)
     assert copied.services[0].rebuild.paths == ("k8s/web.yaml",)
     not_copied = plan(project, WEB, edit, rules, {"web": InputSet(("app",))})
     assert summary(not_copied) == {"web redeploy"}
+
+
+def test_rebuild_paths_and_sync_ignores_take_files_out_of_a_sync_glob(tmp_path: Path) -> None:
+    """compose's `action: rebuild` on package.json inside a synced folder: a `rebuild:` glob of
+    the service, or an `ignore:` glob of the rule (then the file counts as it would without the
+    rule: an image input rebuilds)."""
+    (tmp_path / "devloop.yaml").write_text(
+        """\
+name: s
+services:
+  web:
+    image: s/web
+    rebuild: [web/package.json]
+    sync: [{src: "web/**", dest: /app, ignore: ["web/package-lock.json", "web/**/*.log"]}]
+"""
+    )
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY web /app\n")
+    project = config.load(tmp_path)
+
+    def decide(rel: str) -> set[str]:
+        return summary(
+            plan(project, WEB, [Change("modified", tmp_path / rel)], PathRules(project, WEB))
+        )
+
+    assert decide("web/src/main.js") == {"web copy web/src/main.js -> /app/src/main.js"}
+    assert decide("web/package.json") == {"web rebuild"}
+    assert decide("web/package-lock.json") == {"web rebuild"}
+    assert decide("web/logs/x.log") == {"web rebuild"}
+    rule = project.services["web"].sync[0]
+    assert rule.ignore == ("web/package-lock.json", "web/**/*.log")
+    assert project.services["web"].rebuild == ("web/package.json",)
