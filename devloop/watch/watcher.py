@@ -162,6 +162,8 @@ class Watcher:
         seen: dict[str, set[int]] = {}
         for code, path in raw:
             seen.setdefault(path, set()).add(code)
+        # before any _forget below drops a deleted directory's subdirectories with it
+        was_dir = {p for p in seen if p in self._dirs}
         new_dirs = []
         for path, codes in seen.items():
             if self._dropped(path):
@@ -176,7 +178,7 @@ class Watcher:
                         new_dirs.append(path)
             elif final is not None:
                 if final == "deleted":
-                    if path in self._dirs:
+                    if path in was_dir:
                         self._gone.add(path)
                     self._forget(path)
                 changes[path] = final

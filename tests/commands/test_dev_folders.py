@@ -68,13 +68,26 @@ def _local(site: Path) -> list[str]:
     )
 
 
-def _remote(client: docker.DockerClient, name: str) -> list[str]:
-    [c] = client.containers.list(filters={"label": f"app.kubernetes.io/part-of={name}"})
+def _remote(client: docker.DockerClient, name: str) -> list[str] | None:
+    """The container's /www, or None while it has no single running container (replaced)."""
+    running = client.containers.list(filters={"label": f"app.kubernetes.io/part-of={name}"})
+    if len(running) != 1:
+        return None
     script = (
         "cd /www && for f in $(find . -type f ! -name started.txt ! -name message.txt); do "
         'echo "${f#./}:$(cat $f)"; done'
     )
-    return sorted(c.exec_run(["sh", "-c", script]).output.decode().split())
+    try:
+        return sorted(running[0].exec_run(["sh", "-c", script]).output.decode().split())
+    except docker.errors.APIError:
+        return None
+
+
+def _equal(dev: DevProcess, client: docker.DockerClient, name: str, site: Path, what: str) -> None:
+    try:
+        eventually(lambda: _remote(client, name) == _local(site), 30, 0.3, what)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{dev.describe()}") from None
 
 
 def test_renaming_and_deleting_a_synced_folder_syncs_without_a_build(
@@ -87,19 +100,9 @@ def test_renaming_and_deleting_a_synced_folder_syncs_without_a_build(
         dev.wait_event("ready", service="web", timeout=180)
         since = dev.mark()
         (site / "docs").rename(site / "guide")
-        eventually(
-            lambda: _remote(docker_client, name) == _local(site),
-            30,
-            0.3,
-            "the renamed folder in the container",
-        )
+        _equal(dev, docker_client, name, site, "the renamed folder in the container")
         shutil.rmtree(site / "guide")
-        eventually(
-            lambda: _remote(docker_client, name) == _local(site),
-            30,
-            0.3,
-            "the deleted folder gone from the container",
-        )
+        _equal(dev, docker_client, name, site, "the deleted folder gone from the container")
         assert _local(site) == ["index.html:v1"]
         kinds = {e["event"] for e in dev.events[since:]}
         assert "sync" in kinds, dev.describe()
