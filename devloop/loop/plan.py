@@ -203,10 +203,14 @@ class _Draft:
         if not path.is_relative_to(svc.context) or path == svc.context:
             return False
         rel = path.relative_to(svc.context).as_posix()
+        if any(glob_match(g, rel) for g in svc.rebuild):
+            return False  # named to rebuild
         hit = False
         for rule in svc.sync:
             dest = rule.destination(rel)
-            if dest is not None and (glob_match(rule.src, rel) or may_match_below(rule.src, rel)):
+            if dest is None or any(glob_match(g, rel) for g in rule.ignore):
+                continue
+            if glob_match(rule.src, rel) or may_match_below(rule.src, rel):
                 self.delete.setdefault(rule, {})[rel] = dest
                 hit = True
         return hit

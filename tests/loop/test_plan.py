@@ -482,6 +482,12 @@ services:
     assert decide("web/package.json") == {"web rebuild"}
     assert decide("web/package-lock.json") == {"web rebuild"}
     assert decide("web/logs/x.log") == {"web rebuild"}
+    gone = [Change("deleted", tmp_path / "web/src", directory=True)]
+    assert summary(plan(project, WEB, gone, PathRules(project, WEB))) == {
+        "web delete web/src -> /app/src"
+    }
+    ignored_dir = [Change("deleted", tmp_path / "web/package-lock.json", directory=True)]
+    assert summary(plan(project, WEB, ignored_dir, PathRules(project, WEB))) == {"web rebuild"}
     rule = project.services["web"].sync[0]
     assert rule.ignore == ("web/package-lock.json", "web/**/*.log")
     assert project.services["web"].rebuild == ("web/package.json",)
