@@ -48,7 +48,14 @@ class InstancesChanged:
     service: str
 
 
-Work = ChangeBatch | InstancesChanged
+@dataclass(frozen=True)
+class Resend:
+    """Time to send `service`'s failed syncs again."""
+
+    service: str
+
+
+Work = ChangeBatch | InstancesChanged | Resend
 
 
 @dataclass
@@ -56,6 +63,7 @@ class _ServiceState:
     ref: str = ""
     deployed: bool = False
     generations: set[str] = field(default_factory=set)
+    down: bool = False  # deployed, but no container runs (said once)
 
 
 class Session:
@@ -90,6 +98,8 @@ class Session:
         self._threads: list[threading.Thread] = []
         self._watch_stop = threading.Event()
         self._urls: dict[str, list[str]] = {}
+        self._resend_in: dict[str, float] = {}  # service → backoff of its failed syncs
+        self._resend_due: set[str] = set()  # ... with a Resend on its way
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -120,8 +130,10 @@ class Session:
             return not self.stop.is_set()
         self._interrupt.clear()
         work = [first, *_drain(self._queue)]
-        batches, changed = _coalesce(work)
+        batches, changed, resends = _coalesce(work)
         try:
+            for service in resends:
+                self._resend(service)
             if batches:
                 self._on_changes(batches)
             for service in changed:
@@ -134,6 +146,7 @@ class Session:
             self._requeue(work, self._retry_in)
         else:
             self._retry_in = 0.0
+        self._schedule_resends()
         return not self.stop.is_set()
 
     def _requeue(self, work: Sequence[Work], delay: float) -> None:
@@ -262,8 +275,29 @@ class Session:
 
     def _synced(self, sp: plan.ServicePlan, first_seen: float) -> bool:
         return self._syncer.can_sync(sp.name) and self._syncer.sync(
-            self.project.services[sp.name], sp.syncs, first_seen
+            self.project.services[sp.name],
+            sp.syncs,
+            first_seen,
+            deployed=self._state[sp.name].deployed,
         )
+
+    def _resend(self, service: str) -> None:
+        self._resend_due.discard(service)
+        if service in self.project.services:
+            self._syncer.resend(self.project.services[service])
+
+    def _schedule_resends(self) -> None:
+        """Failed syncs go again with backoff (and with every sync before that), until they
+        arrive: a destination made writable again, space freed."""
+        dirty = set(self._syncer.dirty())
+        for service in set(self._resend_in) - dirty:
+            del self._resend_in[service]  # arrived: the next failure starts the backoff anew
+        for service in sorted(dirty - self._resend_due):
+            delay = self._resend_in.get(service)
+            delay = min(delay * 2, RETRY_MAX) if delay else RETRY_MIN
+            self._resend_in[service] = delay
+            self._resend_due.add(service)
+            self._requeue([Resend(service)], delay)
 
     # -- containers that came, restarted or went ---------------------------
 
@@ -272,12 +306,24 @@ class Session:
         state = self._state.get(service)
         if state is None or not state.deployed:
             return
-        fresh = [
-            i
-            for i in self._syncer.instances(service, fresh=True)
-            if i.generation not in state.generations
-        ]
+        current = self._syncer.instances(service, fresh=True)
+        if not current:
+            if not state.down:
+                state.down = True
+                self._emit(
+                    WarningEvent(
+                        "no container of it is running (it stopped or was removed): it is "
+                        "started again, then given the files synced so far and the edits made "
+                        "meanwhile",
+                        service,
+                    )
+                )
+            return
+        fresh = [i for i in current if i.generation not in state.generations]
         if fresh:
+            if state.down:
+                self._emit(Info("running again: replaying the synced files", service))
+            state.down = False
             self._replay_into(service, fresh)
             self._emit(Ready(service=service, urls=self._urls.get(service, [])))
 
@@ -371,6 +417,7 @@ class Session:
                 if i.generation not in self._state[n].generations
             ]
             self._replay_into(n, fresh)
+            self._state[n].down = False
             if ready and any(m.service == n for m in manifests):
                 self._emit(Ready(service=n, urls=self._urls.get(n, [])))
 
@@ -384,17 +431,23 @@ def _drain(q: queue.Queue[Work]) -> list[Work]:
             return out
 
 
-def _coalesce(items: Sequence[Work]) -> tuple[ChangeBatch | None, list[str]]:
-    """Queued batches become one (the first change's time kept); instance changes deduplicated."""
+def _coalesce(items: Sequence[Work]) -> tuple[ChangeBatch | None, list[str], list[str]]:
+    """Queued batches become one (the first change's time kept); instance changes and resends
+    deduplicated."""
     batches = [i for i in items if isinstance(i, ChangeBatch)]
     services = list(dict.fromkeys(i.service for i in items if isinstance(i, InstancesChanged)))
+    resends = list(dict.fromkeys(i.service for i in items if isinstance(i, Resend)))
     if not batches:
-        return None, services
+        return None, services, resends
     latest: dict[object, Change] = {}
     for b in batches:
         for c in b:
             latest[c.path] = c
-    return ChangeBatch(tuple(latest.values()), min(b.first_seen for b in batches)), services
+    return (
+        ChangeBatch(tuple(latest.values()), min(b.first_seen for b in batches)),
+        services,
+        resends,
+    )
 
 
 def _shown(project: Project, change: Change) -> str:
