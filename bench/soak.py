@@ -40,6 +40,7 @@ SERVICE = """\
       - src: "site/**"
         dest: /www
 """
+WRITTEN_BY_CMD = {"started.txt", "message.txt"}
 
 
 def local_tree(site: Path) -> dict[str, str]:
@@ -115,7 +116,15 @@ def main() -> int:
         (root / svc / "site" / "sub" / "a.txt").write_text("a\n")
         cfg.append(SERVICE.format(svc=svc, name=name, port=free_port()))
     (root / "devloop.yaml").write_text(CONFIG.format(name=name, services="".join(cfg)))
-    counts = {"edits": 0, "faults": 0, "rounds": 0, "compared": 0, "lost": 0, "stale": 0}
+    counts = {
+        "edits": 0,
+        "faults": 0,
+        "rounds": 0,
+        "compared": 0,
+        "lost": 0,
+        "stale": 0,
+        "extra": 0,
+    }
     faults = [f for f in args.faults.split(",") if f]
     dev = DevProcess(root)
     started = time.monotonic()
@@ -143,10 +152,17 @@ def main() -> int:
                 counts["compared"] += len(want)
                 lost = [p for p in want if p not in have]
                 stale = [p for p in want if p in have and have[p] != want[p]]
+                # deleted locally, still in the container (the image's CMD writes two files)
+                extra = [p for p in have if p not in want and p not in WRITTEN_BY_CMD]
                 counts["lost"] += len(lost)
                 counts["stale"] += len(stale)
-                if lost or stale:
-                    print(f"round {counts['rounds']} {svc}: lost {lost[:5]} stale {stale[:5]}")
+                counts["extra"] += len(extra)
+                if lost or stale or extra:
+                    print(
+                        f"round {counts['rounds']} {svc}: lost {lost[:5]} stale {stale[:5]} "
+                        f"extra {extra[:5]}",
+                        flush=True,
+                    )
     finally:
         code = dev.interrupt(120)
         shutil.rmtree(root, ignore_errors=True)
@@ -155,7 +171,7 @@ def main() -> int:
         f"soak {minutes:.1f} min, devloop exit {code}: "
         + ", ".join(f"{k} {v}" for k, v in counts.items())
     )
-    return 1 if counts["lost"] or counts["stale"] else 0
+    return 1 if counts["lost"] or counts["stale"] or counts["extra"] else 0
 
 
 if __name__ == "__main__":
