@@ -97,7 +97,8 @@ def mutate(rng: random.Random, site: Path, counts: dict[str, int]) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=10)
-    ap.add_argument("--faults", default="rm,kill", help="comma list of: rm, kill")
+    ap.add_argument("--faults", default="rm,kill,stop", help="comma list of: rm, kill, stop")
+    ap.add_argument("--fault-rate", type=float, default=0.2, help="chance of a fault per round")
     ap.add_argument("--seed", type=int, default=13)
     args = ap.parse_args()
     rng = random.Random(args.seed)
@@ -135,16 +136,26 @@ def main() -> int:
             for _ in range(rng.randint(1, 30)):
                 mutate(rng, root / rng.choice(services) / "site", counts)
                 time.sleep(rng.random() * 0.05)
-            if faults and rng.random() < 0.2:
+            if faults and rng.random() < args.fault_rate:
                 svc = rng.choice(services)
                 label = [f"app.kubernetes.io/part-of={name}", f"devloop.dev/service={svc}"]
                 for c in client.containers.list(filters={"label": label}):
-                    if rng.choice(faults) == "kill":
-                        c.kill()
+                    fault = rng.choice(faults)
+                    if fault == "kill":
+                        c.kill()  # Exited (137): the engine's restart policy leaves it so
+                    elif fault == "stop":
+                        c.stop(timeout=2)
                     else:
                         c.remove(force=True)
                     counts["faults"] += 1
+                    counts[fault] = counts.get(fault, 0) + 1
             time.sleep(8)  # the quiet period
+            # a container that was stopped comes back after a backoff (up to 15 s)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and any(
+                container_tree(client, name, svc) is None for svc in services
+            ):
+                time.sleep(0.5)
             counts["rounds"] += 1
             for svc in services:
                 want = local_tree(root / svc / "site")
