@@ -14,7 +14,7 @@ import pytest
 
 from tests.devproc import HTTPD_DOCKERFILE, DevProcess, eventually, free_port
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+pytestmark = [pytest.mark.docker]  # about 7 s each: not slow
 
 CONFIG = """\
 name: {name}
