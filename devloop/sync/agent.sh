@@ -77,7 +77,11 @@ while IFS=' ' read -r seq dn tn; do
     if dd bs="$tn" count=1 iflag=fullblock of="$scratch" 2>/dev/null; then
       tar -x -m -o -f "$scratch" -C / 2>"$errs" || out="$out$(cat "$errs")${nl}tar failed$nl"
     else
-      out="${out}could not read the batch$nl"
+      # dd read the whole batch before its write failed, so the framing holds; a full
+      # scratch space (a small /dev/shm): stream from now on, devloop sends the batch again
+      out="${out}could not write the batch to $scratch (full?): streaming the next ones$nl"
+      rm -f "$scratch" "$errs"
+      scratch="" errs=""
     fi
   elif [ "$tn" -gt 0 ]; then
     # the reader drains what tar leaves unread, so a failed extraction keeps the framing
