@@ -115,8 +115,9 @@ class Session:
         if self.stop.is_set():
             return False
         try:
-            first = self._queue.get(timeout=timeout)
+            first = self._queue.get(timeout=self._syncer.settle_wait(timeout))
         except queue.Empty:
+            self._settle()
             return not self.stop.is_set()
         self._interrupt.clear()
         work = [first, *_drain(self._queue)]
@@ -134,7 +135,14 @@ class Session:
             self._requeue(work, self._retry_in)
         else:
             self._retry_in = 0.0
+        self._settle()
         return not self.stop.is_set()
+
+    def _settle(self) -> None:
+        try:
+            self._syncer.settle(self.project.services)
+        except DevloopError as exc:  # a file that cannot be read: the next edit syncs it
+            self._emit(Error(str(exc)))
 
     def _requeue(self, work: Sequence[Work], delay: float) -> None:
         def put_back() -> None:

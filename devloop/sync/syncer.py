@@ -8,16 +8,17 @@ containers that come later, runs the rule's `then`, and reports each step.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from devloop.errors import DevloopError
 from devloop.model.events import PATHS_SHOWN, Emit, Error, Restarted, SyncDone, WarningEvent
 from devloop.model.project import Service
 from devloop.runtime.base import Instance, Runtime
 from devloop.sync.channel import SyncUnavailable
-from devloop.sync.payload import Payload, PlannedSync, batch_for_plan, encode
+from devloop.sync.payload import Batch, Payload, PlannedSync, batch_for_plan, encode
 from devloop.sync.pool import ChannelPool, Outcome
 from devloop.sync.replay import Replay
+from devloop.sync.settle import Settle
 
 
 class Syncer:
@@ -26,6 +27,7 @@ class Syncer:
         self._emit = emit
         self._pool = ChannelPool(runtime.open_stream)
         self._replay = Replay()
+        self._settle = Settle()
         self._cache: dict[str, list[Instance]] = {}
         self._unavailable: set[str] = set()  # services whose image cannot run the agent
         self._said: set[str] = set()  # ... said once per session
@@ -48,6 +50,7 @@ class Syncer:
     def new_image(self, service: str) -> None:
         """A new image holds every file synced so far, and may be able to run the agent."""
         self._replay.reset(service)
+        self._settle.forget(service)
         self._unavailable.discard(service)
 
     def sync(self, svc: Service, syncs: Iterable[PlannedSync], first_seen: float) -> bool:
@@ -72,9 +75,30 @@ class Syncer:
         # remembered even where it failed: the next container of this image gets it by replay
         thens: set[object] = {s.rule.then for s in syncs if s.rule.then != "none"}
         self._replay.record(svc.name, batch, thens)
+        self._settle.wrote(svc.name, _written(batch, payload), batch.deletes)
         ok = self._report(svc.name, outcomes, payload, first_seen, replay=False)
         self._after(svc.name, [o.instance for o in outcomes if o.ack], thens)
         return ok or self.can_sync(svc.name)
+
+    def settle_wait(self, longest: float) -> float:
+        """How long the loop may wait for new work before `settle` has something to do."""
+        return self._settle.wait(longest)
+
+    def settle(self, services: Mapping[str, Service]) -> None:
+        """Write again the files a burst wrote twice within a watcher's throttle (see
+        devloop.sync.settle), once they have been left alone; no `then`, no event."""
+        for name, adds in self._settle.due().items():
+            svc = services.get(name)
+            instances = self._cache.get(name)
+            if svc is None or not instances or not self.can_sync(name):
+                continue
+            batch = Batch(adds=adds, deletes=(), root=str(svc.context))
+            payload = encode(batch)
+            if payload.empty:
+                continue
+            # a container that went or restarted meanwhile gets the files by replay
+            self._pool.sync(name, instances, payload)
+            self._settle.wrote(name, _written(batch, payload), again=True)
 
     def replay(self, svc: Service, instances: Sequence[Instance]) -> None:
         """Everything synced since the image was built, into containers that did not get it."""
@@ -155,3 +179,9 @@ class Syncer:
             self._emit(WarningEvent(str(error), service))
             self._said.add(service)
         self._unavailable.add(service)
+
+
+def _written(batch: Batch, payload: Payload) -> dict[str, str]:
+    """The files the payload wrote (not those that vanished before it was read)."""
+    names = set(payload.paths[: payload.files])
+    return {t: local for t, local in batch.adds.items() if t in names}
