@@ -129,7 +129,9 @@ class ServiceSpec(_Strict):
         default_factory=list, description="Jinja manifest templates, relative to devloop.yaml"
     )
     archetype: str | None = Field(
-        default=None, description="built-in manifest archetype: web or worker"
+        default=None,
+        description="built-in manifest archetype: web, worker, or image (built for other "
+        "services to start FROM, not deployed)",
     )
     values: dict[str, Any] = Field(
         default_factory=dict, description="template values for this service"

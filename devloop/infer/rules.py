@@ -162,6 +162,11 @@ class _Inputs:
 
 
 def _to_rules(o: Origin, inputs: _Inputs, then: str) -> tuple[list[Rule], list[Skipped]]:
+    consumed = _consumed(o.src, inputs)
+    if consumed is not None and o.kind != "file":
+        return [], [Skipped(o.src, inputs.reasons[consumed], o.ins, o.stage)]
+    if o.kind == "file" and consumed is not None and consumed != o.src:
+        return [], [Skipped(o.src, inputs.reasons[consumed], o.ins, o.stage)]
     if o.kind == "file":
         if o.src in inputs.reasons:
             return [], [Skipped(o.src, inputs.reasons[o.src], o.ins, o.stage)]
@@ -177,6 +182,18 @@ def _to_rules(o: Origin, inputs: _Inputs, then: str) -> tuple[list[Rule], list[S
         return [Rule(_tree(o.src), o.dest, then, o, o.notes)], []
     notes = (*o.notes, f"left out: {_summary(left, inputs)}")
     return [replace(r, notes=notes) for r in _expand(o, o.src, o.dest, inputs, then)], []
+
+
+def _consumed(src: str, inputs: _Inputs) -> str | None:
+    """`src`, or the directory or glob it came through, when a RUN read it during the build."""
+    for key, reason in inputs.reasons.items():
+        if not reason.startswith("a build input: RUN"):
+            continue
+        if src == key or src.startswith(key.rstrip("/") + "/") or key == ".":
+            return key
+        if any(c in key for c in "*?[") and fnmatch.fnmatchcase(src, key):
+            return key
+    return None
 
 
 def _glob_rules(o: Origin, inputs: _Inputs, then: str) -> tuple[list[Rule], list[Skipped]]:
