@@ -260,12 +260,19 @@ def _project_name(directory: Path) -> str:
     return _slug(directory.resolve().name) or "app"
 
 
+# folders that only hold Dockerfiles: `docker/api.Dockerfile` is service `api`
+_DOCKERFILE_DIRS = {"docker", "dockerfiles", "deploy", "containers", "build", "ci", ".docker"}
+
+
 def _service_name(root: Path, path: Path) -> str:
     base = path.parent.name if path.parent != root else root.resolve().name
     stem = path.name
     for part in ("Dockerfile", "Containerfile", "dockerfile"):
         stem = stem.replace(part, "")
-    return _slug(f"{base}-{stem.strip('.')}") or "app"
+    stem = stem.strip(".")
+    if stem and path.parent != root and path.parent.name.lower() in _DOCKERFILE_DIRS:
+        return _slug(stem) or "app"
+    return _slug(f"{base}-{stem}") or "app"
 
 
 def _unique(name: str, taken: set[str]) -> str:

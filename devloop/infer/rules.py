@@ -96,7 +96,7 @@ def infer(
     """The sync rules for the image `df` builds from `context` (stage `target`, or the last)."""
     stage = df.stage(target)
     walk = follow(df, context, stage, build_args or {})
-    restart = _restart_reason(walk.state.command)
+    restart = _restart_reason(walk.state.command, walk.state.env)
     inputs = _Inputs(context, walk.inputs)
     rules: dict[tuple[str, str], Rule] = {}
     skipped = list(walk.skipped)
@@ -245,10 +245,22 @@ def _summary(paths: list[str], inputs: _Inputs) -> str:
     return ", ".join(shown) + more
 
 
-def _restart_reason(command: list[str] | None) -> str | None:
+def _restart_reason(command: list[str] | None, env: Mapping[str, str]) -> str | None:
     if not command:
         return None
     exe = posixpath.basename(command[0])
-    if _RESTARTS.match(exe) and not any(w in ("--reload", "--watch", "-r") for w in command):
-        return f"the image runs {exe}, which reads its code once at start"
-    return None
+    if not _RESTARTS.match(exe) or _reloads(command, env):
+        return None
+    return f"the image runs {exe}, which reads its code once at start"
+
+
+def _reloads(command: list[str], env: Mapping[str, str]) -> bool:
+    """The command watches its own files (uvicorn --reload, flask --debug, FLASK_DEBUG=1): a
+    restart after each sync would only restart it twice."""
+    if any(w in ("--reload", "--watch", "-r", "--debug") for w in command):
+        return True
+    flask = "flask" in command[:3] or (len(command) > 2 and command[1:3] == ["-m", "flask"])
+    debug = env.get("FLASK_DEBUG", "").lower() in ("1", "true") or env.get("FLASK_ENV") == (
+        "development"
+    )
+    return flask and debug

@@ -53,7 +53,8 @@ trap '[ -n "$scratch" ] && rm -f "$scratch" "$errs"' EXIT
 
 # Rewrite an existing file in place (its inode kept), as editors do: a watcher holding the
 # file's inode (chokidar's fs.watch, behind Vite, webpack and nodemon) loses track of a file
-# that tar unlinks and recreates. Tars without --overwrite (bsdtar) replace files.
+# that tar unlinks and recreates. Tars without --overwrite (bsdtar) replace files, and so
+# do batches too big for the scratch file (a branch switch, not an editor's save).
 overwrite=""
 case $(tar --overwrite -x -f /dev/null -C / 2>&1) in
   *nrecognized* | *nknown* | *nvalid* | *upported* | *sage:*) ;;
@@ -90,13 +91,16 @@ while IFS=' ' read -r seq dn tn; do
   fi
   if [ "$tn" -gt 0 ] && [ -n "$scratch" ] && [ "$tn" -le 1048576 ]; then
     if dd bs="$tn" count=1 iflag=fullblock of="$scratch" 2>/dev/null; then
-      tar -x -m -o $overwrite -f "$scratch" -C / 2>"$errs" || out="$out$(cat "$errs")${nl}tar failed$nl"
+      # in place fails on a running binary (ETXTBSY): then replace the files as tar does
+      tar -x -m -o $overwrite -f "$scratch" -C / 2>"$errs" \
+        || { [ -n "$overwrite" ] && tar -x -m -o -f "$scratch" -C / 2>"$errs"; } \
+        || out="$out$(cat "$errs")${nl}tar failed$nl"
     else
       out="${out}could not read the batch$nl"
     fi
   elif [ "$tn" -gt 0 ]; then
     # the reader drains what tar leaves unread, so a failed extraction keeps the framing
-    msg=$(take "$tn" | { tar -x -m -o $overwrite -f - -C / 2>&1; rc=$?; dd of=/dev/null bs=65536 2>/dev/null; exit $rc; }) \
+    msg=$(take "$tn" | { tar -x -m -o -f - -C / 2>&1; rc=$?; dd of=/dev/null bs=65536 2>/dev/null; exit $rc; }) \
       || out="$out${msg:-tar failed}$nl"
   fi
   if [ -z "$out" ]; then

@@ -349,12 +349,12 @@ def test_a_dockerfile_in_a_subfolder_builds_from_where_its_copy_sources_are(
         }
     )
     project, out = init(proj)
-    web = project.services["deploy-web"]
+    web = project.services["web"]
     assert web.context == proj.path.resolve()
     assert web.dockerfile == (proj.path / "deploy/web.dockerfile").resolve()
-    assert outcome(project, "deploy-web", "app/__main__.py") == ("/app/app/__main__.py",)
-    assert outcome(project, "deploy-web", "requirements.txt") == "rebuild"
-    assert "deploy-web: build context .: its COPY sources are there, not in deploy/" in out
+    assert outcome(project, "web", "app/__main__.py") == ("/app/app/__main__.py",)
+    assert outcome(project, "web", "requirements.txt") == "rebuild"
+    assert "web: build context .: its COPY sources are there, not in deploy/" in out
 
 
 def test_a_directory_or_glob_a_run_reads_right_after_its_copy_is_a_build_input(
@@ -456,3 +456,26 @@ def test_line_numbers_in_explanations_skip_the_comments_above(devloop_project: M
     )
     _, out = init(proj)
     assert "(from Dockerfile:4 COPY site/ /www/ in stage 0" in out
+
+
+def test_a_process_with_its_own_reloader_gets_no_restart(devloop_project: Make) -> None:
+    proj = devloop_project(
+        {
+            "flask/Dockerfile": """
+            FROM devloop/python:3
+            COPY app/ /srv/app/
+            ENV FLASK_APP=app.main FLASK_DEBUG=1
+            CMD ["flask", "run", "--host", "0.0.0.0"]
+        """,
+            "flask/app/main.py": "",
+            "plain/Dockerfile": """
+            FROM devloop/python:3
+            COPY app/ /srv/app/
+            CMD ["flask", "run", "--host", "0.0.0.0"]
+        """,
+            "plain/app/main.py": "",
+        }
+    )
+    project, _ = init(proj)
+    assert {r.then for r in project.services["flask"].sync} == {"none"}
+    assert {r.then for r in project.services["plain"].sync} == {"restart"}

@@ -216,3 +216,16 @@ def test_a_file_is_never_written_through_a_symlink_or_into_a_directory_in_its_pl
     assert box.sh("test -L /srv/app/link")[0] != 0
     assert box.cat("/srv/app/link") == "synced"
     assert box.cat("/srv/app/dir") == "now a file"
+
+
+def test_a_running_binary_is_replaced_since_it_cannot_be_rewritten_in_place(
+    tmp_path: Path, boxes: Callable[..., Box]
+) -> None:
+    box = boxes(image="devloop/debian:bookworm")
+    channel = box.channel()
+    box.sh("mkdir -p /srv/app && cp /bin/sleep /srv/app/tool")
+    box.container.exec_run(["/srv/app/tool", "60"], detach=True)
+    assert box.sh("sleep 0.3; pidof tool || ps -e | grep -c tool")[0] == 0
+    write(tmp_path, "app/tool", "#!/bin/sh\necho new\n", 0o755)
+    channel.apply(payload(tmp_path, ["app/tool"]))  # ETXTBSY in place: replaced instead
+    assert box.sh("/srv/app/tool") == (0, "new\n")
