@@ -380,3 +380,25 @@ def test_a_crash_looping_service_is_diagnosed_and_deleted(
     deleted = devloop(directory, "delete")
     assert deleted.returncode == 0, deleted.stderr
     assert left_behind(docker_client, name) == []
+
+    # dev: the crash is said, and the fix is served
+    dev = DevProcess(directory)
+    try:
+        eventually(
+            lambda: any("DATABASE_URL is not set" in str(e) for e in dev.events),
+            120,
+            0.2,
+            "the crash's reason in dev's output",
+        )
+        replace_in(
+            directory,
+            Edit(
+                "main.py", 'os.environ.get("DATABASE_URL")', 'os.environ.get("DATABASE_URL", "db")'
+            ),
+        )
+        port = local_port(project, service, 8000)
+        served(f"http://127.0.0.1:{port}/", "connected to db", timeout=180)
+    finally:
+        code = dev.interrupt()
+    assert code in (0, 130), dev.describe()
+    assert left_behind(docker_client, name) == []
