@@ -163,8 +163,9 @@ class Session:
         if self.stop.is_set():
             return False
         try:
-            first = self._queue.get(timeout=timeout)
+            first = self._queue.get(timeout=self._syncer.settle_wait(timeout))
         except queue.Empty:
+            self._settle()
             return not self.stop.is_set()
         self._interrupt.clear()
         units = _coalesce([first, *_drain(self._queue)])
@@ -182,6 +183,7 @@ class Session:
         else:
             self._retry_in = 0.0
         self._schedule_resends()
+        self._settle()
         return not self.stop.is_set()
 
     def _do(self, unit: Work) -> None:
@@ -196,6 +198,12 @@ class Session:
             self._emit(Paused(files=len(_merged(self._paused))))
         else:
             self._on_changes(unit)
+
+    def _settle(self) -> None:
+        try:
+            self._syncer.settle(self.project.services)
+        except DevloopError as exc:  # a file that cannot be read: the next edit syncs it
+            self._emit(Error(str(exc)))
 
     def _requeue(self, work: Sequence[Work], delay: float) -> None:
         def put_back() -> None:

@@ -8,7 +8,7 @@ containers that come later, runs the rule's `then`, and reports each step.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from devloop.errors import DevloopError
 from devloop.model.events import (
@@ -26,6 +26,7 @@ from devloop.sync.channel import SyncUnavailable
 from devloop.sync.payload import Batch, Payload, PlannedSync, batch_for_plan, encode, merge
 from devloop.sync.pool import ChannelPool, Outcome
 from devloop.sync.replay import Replay
+from devloop.sync.settle import Settle
 
 
 class Syncer:
@@ -35,6 +36,7 @@ class Syncer:
         self._pool = ChannelPool(runtime.open_stream)
         self._replay = Replay()
         self._dirty = Replay()  # what failed to sync (an error from the agent), per service
+        self._settle = Settle()
         self._cache: dict[str, list[Instance]] = {}
         self._unavailable: set[str] = set()  # services whose image cannot run the agent
         self._said: set[str] = set()  # ... said once per session
@@ -58,6 +60,7 @@ class Syncer:
         """A new image holds every file synced so far, and may be able to run the agent."""
         self._replay.reset(service)
         self._dirty.reset(service)
+        self._settle.forget(service)
         self._unavailable.discard(service)
 
     def sync(
@@ -106,6 +109,7 @@ class Syncer:
         if not instances:
             self._keep(svc.name, full, thens)
             return True
+        self._settle.wrote(svc.name, _written(full, payload), full.deletes)
         failed = any(o.error and not isinstance(o.error, SyncUnavailable) for o in outcomes)
         if failed:
             self._dirty.record(svc.name, full, thens)  # sent again until it arrives
@@ -116,6 +120,26 @@ class Syncer:
         )
         self._after(svc.name, [o.instance for o in outcomes if o.ack], thens, first_seen)
         return ok or self.can_sync(svc.name)
+
+    def settle_wait(self, longest: float) -> float:
+        """How long the loop may wait for new work before `settle` has something to do."""
+        return self._settle.wait(longest)
+
+    def settle(self, services: Mapping[str, Service]) -> None:
+        """Write again the files a burst wrote twice within a watcher's throttle (see
+        devloop.sync.settle), once they have been left alone; no `then`, no event."""
+        for name, adds in self._settle.due().items():
+            svc = services.get(name)
+            instances = self._cache.get(name)
+            if svc is None or not instances or not self.can_sync(name):
+                continue
+            batch = Batch(adds=adds, deletes=(), root=str(svc.context))
+            payload = encode(batch)
+            if payload.empty:
+                continue
+            # a container that went or restarted meanwhile gets the files by replay
+            self._pool.sync(name, instances, payload)
+            self._settle.wrote(name, _written(batch, payload), again=True)
 
     def dirty(self) -> list[str]:
         """Services with changes whose sync failed (a read-only or full destination, a full
@@ -271,3 +295,9 @@ def _since(first_seen: float | None, then: float | None) -> float | None:
     if first_seen is None or then is None:
         return None
     return round((then - first_seen) * 1000, 2)
+
+
+def _written(batch: Batch, payload: Payload) -> dict[str, str]:
+    """The files the payload wrote (not those that vanished before it was read)."""
+    names = set(payload.paths[: payload.files])
+    return {t: local for t, local in batch.adds.items() if t in names}
