@@ -177,6 +177,9 @@ def main() -> int:
     finally:
         code = dev.interrupt(120)
         shutil.rmtree(root, ignore_errors=True)
+        for svc in services:
+            for img in client.images.list(name=f"devloop-bench-soak/{name}-{svc}"):
+                client.images.remove(img.id, force=True)
     minutes = (time.monotonic() - started) / 60
     print(
         f"soak {minutes:.1f} min, devloop exit {code}: "
