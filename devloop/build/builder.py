@@ -14,10 +14,12 @@ import docker
 from devloop.build import deliver, digest, hygiene
 from devloop.build.command import CommandBuild
 from devloop.build.docker import DockerBuild
+from devloop.build.progress import ProgressReader
 from devloop.clients.registry import RegistryError, manifest_digest, registry_of
 from devloop.errors import BuildError
 from devloop.model.events import (
     BuildDone,
+    BuildProgress,
     BuildSkipped,
     BuildStarted,
     BuildStep,
@@ -171,7 +173,15 @@ class Builder:
         return True
 
     def _on_line(self, service: str) -> Callable[[str], None]:
-        return lambda line: self._emit(BuildStep(service, line))
+        progress = ProgressReader(
+            lambda p: self._emit(BuildProgress(service, p.step, p.steps, p.cached, p.text))
+        )
+
+        def on_line(line: str) -> None:
+            self._emit(BuildStep(service, line))
+            progress.line(line)
+
+        return on_line
 
 
 def schedule(

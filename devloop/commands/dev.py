@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -22,6 +23,8 @@ from devloop.model.events import Emit, Info, WarningEvent
 from devloop.model.project import Project, Trigger
 from devloop.output import sink
 from devloop.runtime.factory import open_runtime, target_of
+from devloop.ui import keys
+from devloop.ui.live import LiveView
 from devloop.watch.choice import watcher_factory
 
 
@@ -38,7 +41,8 @@ def run(
 ) -> int:
     project = config.load(directory, profiles, kube_context=context)
     names = selected(project, services)
-    emit = sink(output)
+    keyboard = output == "text" and keys.interactive()
+    emit = sink(output, live=True, keys=keyboard)
     lock = _lock(project, context)
     lock.acquire()
     try:
@@ -51,6 +55,7 @@ def run(
             context=context,
             watcher=watcher,
             trigger="manual" if trigger == "manual" else "auto" if trigger else None,
+            keyboard=keyboard,
         )
     finally:
         lock.release()
@@ -76,6 +81,7 @@ def _run(
     context: str | None,
     watcher: str = "auto",
     trigger: Trigger | None = None,
+    keyboard: bool = False,
 ) -> int:
     if note := lock.took_over():
         emit(Info(message=note))
@@ -98,29 +104,30 @@ def _run(
     )
     signals = _Signals(session.stop)
     error: BaseException | None = None
-    try:
-        signals.install()
-        session.start()
-        signals.started = True
-        session.run()
-    except KeyboardInterrupt as exc:
-        if not signals.received:
+    with _terminal(session, emit, keyboard):  # the terminal comes back on every way out
+        try:
+            signals.install()
+            session.start()
+            signals.started = True
+            session.run()
+        except KeyboardInterrupt as exc:
+            if not signals.received:
+                error = exc
+                raise
+        except BaseException as exc:
             error = exc
             raise
-    except BaseException as exc:
-        error = exc
-        raise
-    finally:
-        signals.shield()  # a second Ctrl-C (or TERM, HUP) must not cut the cleanup short
-        try:
-            session.close(keep=keep)
-        except DevloopError as exc:
-            if error is None:
-                raise
-            # the real error goes up; a teardown that fails too is only reported
-            emit(WarningEvent(f"cleanup after the error failed too: {exc}"))
         finally:
-            signals.restore()
+            signals.shield()  # a second Ctrl-C (or TERM, HUP) must not cut the cleanup short
+            try:
+                session.close(keep=keep)
+            except DevloopError as exc:
+                if error is None:
+                    raise
+                # the real error goes up; a teardown that fails too is only reported
+                emit(WarningEvent(f"cleanup after the error failed too: {exc}"))
+            finally:
+                signals.restore()
     if signals.received is not None and _builds_running():
         # The Docker SDK cannot cancel a build call: leaving the process closes its socket,
         # which makes the engine cancel the build and remove its container (forcerm).
@@ -130,6 +137,20 @@ def _run(
         sys.stderr.flush()
         os._exit(signals.exit_code())
     return signals.exit_code()
+
+
+@contextlib.contextmanager
+def _terminal(session: Session, view: Emit, keyboard: bool) -> Iterator[None]:
+    """Keys read while the block runs (q = Ctrl-C); the live view closed at its end."""
+    try:
+        if keyboard and isinstance(view, keys.View):
+            with keys.reading(keys.Keys(session, view)):
+                yield
+        else:
+            yield
+    finally:
+        if isinstance(view, LiveView):
+            view.close()
 
 
 def _builds_running() -> bool:

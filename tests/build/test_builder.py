@@ -112,7 +112,7 @@ def kinds(out: str, service: str) -> list[str]:
     return [
         e["event"]
         for e in events(out)
-        if e.get("service") == service and e["event"] != "build_step"
+        if e.get("service") == service and e["event"] not in ("build_step", "build_progress")
     ]
 
 
