@@ -11,7 +11,7 @@ from typing import Protocol
 
 import docker
 
-from devloop.build import deliver, digest, hygiene
+from devloop.build import buildkit, deliver, digest, hygiene
 from devloop.build.command import CommandBuild
 from devloop.build.docker import DockerBuild
 from devloop.build.progress import ProgressReader
@@ -79,7 +79,7 @@ class Builder:
         self._emit = emit
         self._parallel = max(1, parallel)
         labels = {LABEL_PART_OF: project.name}
-        self._docker = DockerBuild(client, labels)
+        self._docker: ImageBuild = _engine_build(client, labels)
         self._command = CommandBuild(self.push)
 
     def prune(self, running: Mapping[str, str]) -> None:
@@ -182,6 +182,17 @@ class Builder:
             progress.line(line)
 
         return on_line
+
+
+def _engine_build(client: docker.DockerClient, labels: Mapping[str, str]) -> ImageBuild:
+    """BuildKit through the Docker CLI when the CLI and the engine have it, else the SDK's
+    classic builder."""
+    try:
+        api = str(client.api.api_version)
+    except (docker.errors.DockerException, AttributeError):
+        api = "0"
+    cli = buildkit.find_cli(api)
+    return buildkit.BuildKitBuild(cli, labels) if cli else DockerBuild(client, labels)
 
 
 def schedule(

@@ -13,6 +13,7 @@ from types import FrameType
 from typing import Any
 
 from devloop import config
+from devloop.build import buildkit
 from devloop.build.builder import Builder
 from devloop.clients.docker import connect
 from devloop.commands.common import new_session_id, selected
@@ -184,6 +185,7 @@ class _Signals:
         if first:
             self.received = signum
         self.stop.set()
+        buildkit.cancel_all()  # a CLI build, not in the terminal's reach for q, TERM or HUP
         if not self.started or not first:
             raise KeyboardInterrupt
 

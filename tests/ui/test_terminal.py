@@ -88,7 +88,7 @@ def project(
     (tmp_path / "app/site").mkdir(parents=True)
     (tmp_path / "app/Dockerfile").write_text(DOCKERFILE)
     (tmp_path / "app/site/index.html").write_text("one\n")
-    (tmp_path / "app/notes.txt").write_text("a\n")
+    (tmp_path / "app/notes.txt").write_text(f"{name}\n")  # BuildKit's cache outlives images
     (tmp_path / "devloop.yaml").write_text(CONFIG.format(name=name, port=port))
     yield tmp_path, name, port
     label = {"label": f"app.kubernetes.io/part-of={name}"}
@@ -122,7 +122,7 @@ def test_keys_and_live_view_in_a_real_terminal(
         assert http_get(f"{url}/index.html") == (200, "two\n")
 
         # a build input: after t, the build's progress on the service's line while it runs
-        (root / "app/notes.txt").write_text("b\n")
+        (root / "app/notes.txt").write_text(f"{name} b\n")
         pane.wait_for(r"^web .*1 change\(s\) wait \(t\)")
         pane.press("t")
         pane.wait_for(r"^web +◐ building +step 3/\d RUN sleep 3 +\d+\.\d s", 60)
@@ -178,7 +178,7 @@ def test_plain_lines_when_stdout_is_not_a_terminal(project: tuple[Path, str, int
     log = root / "out.log"
     pane = Pane(f"{dev} > {log} 2>&1; echo EXIT=$?; sleep 120", root)
     try:
-        eventually(lambda: "ready" in log.read_text(), 180, what="ready")
+        eventually(lambda: log.exists() and "ready" in log.read_text(), 180, what="ready")
         (root / "app/site/index.html").write_text("two\n")
         eventually(lambda: "synced /www/index.html" in log.read_text(), 60, what="the sync")
         pane.press("q")  # keys still work: stdin is the terminal
