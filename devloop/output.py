@@ -77,9 +77,13 @@ def sink(output: str, *, live: bool = False, keys: bool = False) -> Emit:
         return JsonSink(sys.stdout)
     text = TextSink(sys.stdout)
     if live and live_terminal(sys.stdout):
+        from rich.console import Console
+
         from devloop.ui.live import LiveView
 
-        return LiveView(text.console, text.format, text.colour, keys=keys)
+        # no soft wrap: the live block is redrawn in place, so rich must know every line's height
+        console = Console(file=sys.stdout, highlight=False)
+        return LiveView(console, text.format, text.colour, keys=keys)
     return text
 
 

@@ -42,12 +42,14 @@ class BuildLog:
         self._on_line(line)
         match = _STEP.match(line.lstrip("\r"))
         if match:
-            self.step = (
+            step = (
                 match.group(1).removeprefix("#").split(" ", 1)[1]
                 if line.startswith("#")
                 else match.group(1)
             )
-            self.tail.clear()
+            if step != self.step:  # BuildKit says a step again when its output resumes
+                self.step = step
+                self.tail.clear()
         elif not line.startswith(_NOISE) and not _BUILDKIT_NOISE.match(line):
             self.tail.append(_BUILDKIT_OUTPUT.sub("", line))
 

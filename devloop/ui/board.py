@@ -85,7 +85,7 @@ class Board:
             case BuildDone() | BuildSkipped():
                 assert s
                 s.build, s.tag = None, _tag(e.image)
-                s.state = "built" if s.state in ("starting", "building") else s.state
+                s.state = "built" if s.state in ("starting", "building", "failed") else s.state
                 self._resolved(e.service)
             case Deployed():
                 assert s
@@ -115,9 +115,10 @@ class Board:
                 self.watching = f"watching {e.files} files"
             case Error():
                 self.errors[e.service] = e.message
-                # a failed build names no service: every build under way ended with it
+                # a failed build names no service: every build under way ended with it; a
+                # service that runs (a failed sync) keeps running
                 for t in [s] if s else self.services.values():
-                    if t.build or s:
+                    if t.build or (s and t.state != "ready"):
                         t.build, t.state = None, "failed"
 
     def _resolved(self, service: str) -> None:

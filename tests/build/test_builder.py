@@ -199,7 +199,7 @@ def test_broken_dockerfile_names_the_failing_step(
         error,
     )
     assert "returned a non-zero code: 3" in error or "exit code: 3" in error
-    assert "\n    preparing\n    no such thing\n" in error
+    assert "\n    preparing\n" in error and "\n    no such thing\n" in error
     assert "build_started" not in kinds(
         shop.run("build", "--output", "json").out, "web"
     )  # never started
