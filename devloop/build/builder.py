@@ -78,8 +78,8 @@ class Builder:
         self._client = client
         self._emit = emit
         self._parallel = max(1, parallel)
-        labels = {LABEL_PART_OF: project.name}
-        self._docker: ImageBuild = _engine_build(client, labels)
+        self._labels = {LABEL_PART_OF: project.name}
+        self._docker: ImageBuild | None = None  # chosen at the first build (finding it: ~0.2 s)
         self._command = CommandBuild(self.push)
 
     def prune(self, running: Mapping[str, str]) -> None:
@@ -120,7 +120,10 @@ class Builder:
             self._emit(BuildSkipped(name, ref, "already built"))
         else:
             self._emit(BuildStarted(name, ref))
-            strategy: ImageBuild = self._command if svc.builder else self._docker
+            if svc.builder:
+                strategy: ImageBuild = self._command
+            else:
+                strategy = self._docker = self._docker or _engine_build(self._client, self._labels)
             strategy(svc, ref, build_args(svc, refs), self._on_line(name))
         pushed_digest = self._deliver(svc, ref)
         if not skipped:
