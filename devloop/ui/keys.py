@@ -37,6 +37,9 @@ class Steerable(Protocol):
     @property
     def names(self) -> tuple[str, ...]: ...
 
+    @property
+    def paused(self) -> bool: ...
+
     def request(self, command: str, service: str | None = None) -> None: ...
 
 
@@ -87,7 +90,7 @@ class Keys:
         self._view = view
         self._quit = quit
         self._open = opener
-        self._paused = False
+        self._asked_pause: bool | None = None  # a pause or resume not carried out yet
         self._choosing: tuple[str, list[str], bool] | None = None  # action, options, "all" allowed
 
     def press(self, key: str) -> None:
@@ -108,8 +111,12 @@ class Keys:
             case "t":
                 self._request("trigger")
             case "p":
-                self._paused = not self._paused
-                self._request("pause" if self._paused else "resume")
+                # the session's state, unless our last p is still queued (a build runs)
+                paused = self._session.paused
+                if self._asked_pause is not None and self._asked_pause != paused:
+                    paused = self._asked_pause
+                self._asked_pause = not paused
+                self._request("pause" if self._asked_pause else "resume")
             case "l":
                 self._ask("logs", list(self._session.names), everything=True)
             case "o":
@@ -178,6 +185,15 @@ def reading(keys: Keys, fd: int | None = None) -> Iterator[None]:
     saved = termios.tcgetattr(fd)
     stop = threading.Event()
     tty.setcbreak(fd, termios.TCSANOW)
+
+    def again(*_: object) -> None:
+        # after Ctrl-Z and `fg` the shell has put the terminal back to lines: cbreak again
+        # (not after `bg`: a background process that sets the terminal is stopped)
+        with contextlib.suppress(OSError):
+            if os.tcgetpgrp(fd) == os.getpgrp():
+                tty.setcbreak(fd, termios.TCSANOW)
+
+    on_cont = signal.signal(signal.SIGCONT, again)
     thread = threading.Thread(target=_read, args=(fd, keys, stop), name="devloop-keys", daemon=True)
     try:
         thread.start()
@@ -185,6 +201,7 @@ def reading(keys: Keys, fd: int | None = None) -> Iterator[None]:
     finally:
         stop.set()
         thread.join(timeout=1)
+        signal.signal(signal.SIGCONT, on_cont)
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 

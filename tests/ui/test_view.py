@@ -117,6 +117,7 @@ def test_pending_changes_paused_and_the_log_filter() -> None:
 
 class Recorder:
     names = ("base", "web", "api")
+    paused = False
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, str | None]] = []
