@@ -2,7 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install services test test-wheel test-floor lint bench dev clean
+.PHONY: install services test test-wheel test-floor test-pythons test-python lint bench dev clean
 
 # Installing is idempotent but not free: redo it only when the dependencies change.
 $(VENV)/.installed: pyproject.toml .ci/install.sh
@@ -24,7 +24,7 @@ WHEEL_VENV ?= .venv-wheel
 FLOOR_VENV ?= .venv-floor
 define wheel_venv
 	rm -rf $(1) dist
-	python3 -m venv $(1)
+	$(or $(3),python3) -m venv $(1)
 	$(1)/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 	$(1)/bin/python -m pip wheel -q --no-deps -w dist .
 	$(1)/bin/python -m pip install -q $(2) "$$(ls dist/devloop-*.whl)[test]"
@@ -42,6 +42,18 @@ test-floor: services
 	$(call wheel_venv,$(FLOOR_VENV),--constraint .floors.txt)
 	$(call PYTEST_INSTALLED,$(FLOOR_VENV)) -m 'not slow and not cluster' $(PYTEST_ARGS)
 
+# The same fast tier on the other Pythons the classifiers name (3.11 is the tiers above).
+test-pythons: services
+	@set -e; for v in 3.12 3.13; do \
+	  py=$$(bash .ci/python.sh $$v); \
+	  if [ -z "$$py" ]; then echo "Python $$v not found (PATH, pyenv): its tier is skipped"; continue; fi; \
+	  $(MAKE) --no-print-directory test-python PY=$$py PYV=$$v; \
+	done
+
+test-python:
+	$(call wheel_venv,.venv-py$(PYV),,$(PY))
+	$(call PYTEST_INSTALLED,.venv-py$(PYV)) -m 'not slow and not cluster' $(PYTEST_ARGS)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -56,4 +68,4 @@ dev: services
 
 clean:
 	-$(BIN)/devloop delete
-	rm -rf build dist *.egg-info $(VENV)/.installed $(WHEEL_VENV) $(FLOOR_VENV) .floors.txt
+	rm -rf build dist *.egg-info $(VENV)/.installed $(WHEEL_VENV) $(FLOOR_VENV) .venv-py3.* .floors.txt

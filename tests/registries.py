@@ -51,8 +51,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def outside_address(client: docker.DockerClient) -> str:
     """A non-loopback address of this machine the daemon can reach: the bridge gateway."""
-    gateway = client.api.inspect_network("bridge")["IPAM"]["Config"][0]["Gateway"]
-    return str(ipaddress.ip_address(gateway))
+    config = client.api.inspect_network("bridge")["IPAM"]["Config"][0]
+    if "Gateway" in config:
+        return str(ipaddress.ip_address(config["Gateway"]))
+    # a fresh dockerd may leave Gateway out of IPAM; the default bridge's gateway is then
+    # the subnet's first address (docker0's)
+    return str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
 
 
 @dataclass
@@ -131,7 +135,29 @@ def _cert(
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
+        # key identifiers, as every real CA writes them (Python 3.13's VERIFY_X509_STRICT
+        # refuses a chain without the Authority Key Identifier)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
+            critical=False,
+        )
     )
+    if issuer is None:
+        builder = builder.add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
     if ip:
         builder = builder.add_extension(
             x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]),

@@ -166,7 +166,9 @@ def _workload(obj: Obj, old: Obj | None) -> list[tuple[str, str, str]]:
             )
         )
     if old is None:
-        obj["status"] = {}
+        # as the real server serializes them: ReplicaSet and StatefulSet status `replicas` has
+        # no omitempty (the client's models require it); a Deployment's status is all omitempty
+        obj["status"] = {"replicas": 0} if obj["kind"] in ("ReplicaSet", "StatefulSet") else {}
     return errors
 
 

@@ -1,7 +1,7 @@
 """An OpenAPI v3 document per group-version, enough for kubectl: the schemas (from
-kubernetes-validate's v1.31 JSON schemas, converted) and, per resource, the paths with their
-operations, GVK extensions and the fieldValidation parameter, so kubectl validates on the
-server (fieldValidation=Strict) instead of giving up with --validate=false.
+kubernetes-validate's v1.31 JSON schemas, see schemas.py, converted) and, per resource, the
+paths with their operations, GVK extensions and the fieldValidation parameter, so kubectl
+validates on the server (fieldValidation=Strict) instead of giving up with --validate=false.
 """
 
 from __future__ import annotations
@@ -9,13 +9,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from importlib import resources as importlib_resources
 from typing import Any
 
 from tests.kubeapi.meta import Obj
 from tests.kubeapi.resources import TYPES, ResourceType
-
-DEFINITIONS = "kubernetes-json-schema/v1.31.0-local/_definitions.json"
+from tests.kubeapi.schemas import schema_dir
 
 
 def _convert(node: Any) -> Any:
@@ -39,7 +37,7 @@ def _convert(node: Any) -> Any:
 
 @functools.cache
 def _schemas() -> dict[str, Obj]:
-    ref = importlib_resources.files("kubernetes_validate").joinpath(DEFINITIONS)
+    ref = schema_dir("local").joinpath("_definitions.json")
     defs: dict[str, Obj] = json.loads(ref.read_text())["$defs"]
     return {name: _convert(schema) for name, schema in defs.items()}
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import json
-from importlib import resources as importlib_resources
 from typing import Any
 
 import jsonschema
@@ -20,12 +19,11 @@ import referencing
 
 from tests.kubeapi.meta import ApiError, Obj
 from tests.kubeapi.resources import ResourceType
-
-SCHEMA_DIR = "kubernetes-json-schema/v1.31.0-local-strict"
+from tests.kubeapi.schemas import schema_dir
 
 
 def _load(name: str) -> Any:
-    ref = importlib_resources.files("kubernetes_validate").joinpath(f"{SCHEMA_DIR}/{name}")
+    ref = schema_dir("local-strict").joinpath(name)
     return json.loads(ref.read_text())
 
 

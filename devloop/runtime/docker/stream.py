@@ -110,12 +110,17 @@ class DockerTransport:
             time.sleep(0.01)
 
     def close(self) -> None:
+        # The SDK keeps the HTTP response alive on the SocketIO (`_response`); closed after its
+        # socket, Python 3.13's http.client raises from the response's finalizer (a flush of a
+        # closed file), so it goes first.
+        response = getattr(self._io, "_response", None)
         for step in (
+            response.close if response is not None else (lambda: None),
             lambda: self._sock.shutdown(socket.SHUT_RDWR),
             self._sock.close,
             self._io.close,
         ):
-            with contextlib.suppress(OSError):  # already gone: closing is best effort
+            with contextlib.suppress(OSError, ValueError):  # already gone: best effort
                 step()
 
     def _receive(self, deadline: float) -> None:
