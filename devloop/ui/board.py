@@ -22,6 +22,8 @@ from devloop.model.events import (
     Watching,
 )
 
+BAR = 10  # characters of a build's progress bar
+
 
 @dataclass
 class Build:
@@ -35,10 +37,11 @@ class Build:
     text: str = ""
 
     def line(self, now: float) -> str:
-        """`step 3/5 RUN make  4.2 s, 2 cached`."""
+        """`━━━━━━────  step 3/5 RUN make  4.2 s, 2 cached`."""
+        done = round(BAR * self.step / self.steps) if self.steps else 0
         where = f"step {self.step}/{self.steps} {self.text}" if self.steps else "starting"
         cached = f", {self.cached} cached" if self.cached else ""
-        return f"{where}  {now - self.started:.1f} s{cached}"
+        return f"{'━' * done}{'─' * (BAR - done)}  {where}  {now - self.started:.1f} s{cached}"
 
 
 @dataclass

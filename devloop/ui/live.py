@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.markup import escape
-from rich.table import Table
 from rich.text import Text
 
 from devloop.model.events import BuildProgress, BuildStep, Event, Log, Paused, Pending
@@ -115,15 +114,9 @@ class LiveView:
             return self._render(time.monotonic())
 
     def _render(self, now: float) -> RenderableType:
-        rows = Table.grid(padding=(0, 2))
         widest = max((len(n) for n in self.board.services), default=0)
-        rows.add_column(no_wrap=True, min_width=widest)  # name and state never shrink
-        rows.add_column(no_wrap=True, min_width=11)
-        for _ in range(3):
-            rows.add_column(no_wrap=True, overflow="ellipsis")
-        for s in self.board.services.values():
-            rows.add_row(*self._row(s, now))
-        parts: list[RenderableType] = [Text("─" * 8 + " " + self._header(), style="dim"), rows]
+        rows = [self._row(s, widest, now) for s in self.board.services.values()]
+        parts: list[RenderableType] = [Text("─" * 8 + " " + self._header(), style="dim"), *rows]
         for service, message in self.board.errors.items():
             head, *more = message.splitlines() or [""]
             extra = f" (+{len(more)} lines above)" if more else ""
@@ -143,16 +136,23 @@ class LiveView:
             bits.append(f"logs of {self._logs} only (l to change)")
         return " · ".join(b for b in bits if b)
 
-    def _row(self, s: ServiceStatus, now: float) -> list[Text]:
+    def _row(self, s: ServiceStatus, widest: int, now: float) -> Text:
+        """One line, cut at the terminal's width: name, state, then the build under way, or
+        tag, last sync, changes waiting, restarts, URLs."""
         mark, style = _STATE_STYLE.get(s.state, ("?", ""))
-        name = Text(s.name, style=self._colour(s.name))
-        state = Text(f"{mark} {s.state}", style=style)
+        row = Text(no_wrap=True, overflow="ellipsis")
+        row.append(s.name.ljust(widest), style=self._colour(s.name))
+        row.append(f"  {mark} {s.state:<9}", style=style)
         if s.build is not None:
-            return [name, state, Text(s.build.line(now)), Text(""), Text("")]
-        detail = Text(s.tag[:12], style="dim")
+            row.append(f"  {s.build.line(now)}")
+            return row
+        row.append(f"  {s.tag[:12]}", style="dim")
         if s.sync:
-            detail.append(f"  {s.sync}")
+            row.append(f"  {s.sync}")
         if s.pending:
-            detail.append(f"  {s.pending} change(s) wait (t)", style="yellow")
-        restarts = Text(f"restarts {s.restarts}" if s.restarts else "", style="dim")
-        return [name, state, detail, restarts, Text("  ".join(s.urls))]
+            row.append(f"  {s.pending} change(s) wait (t)", style="yellow")
+        if s.restarts:
+            row.append(f"  restarts {s.restarts}", style="dim")
+        if s.urls:
+            row.append("  " + "  ".join(s.urls))
+        return row

@@ -125,7 +125,7 @@ def test_keys_and_live_view_in_a_real_terminal(
         (root / "app/notes.txt").write_text(f"{name} b\n")
         pane.wait_for(r"^web .*1 change\(s\) wait \(t\)")
         pane.press("t")
-        pane.wait_for(r"^web +◐ building +step 3/\d RUN sleep 3 +\d+\.\d s", 60)
+        pane.wait_for(r"^web +◐ building +━{5,8}─{2,5}  step 3/\d RUN sleep 3 +\d+\.\d s", 60)
         pane.wait_for(r"\[web\] built devloop-test-tty/\S+ in \d+\.\d s")
         pane.wait_for(r"^web +● ready ", 60)
 

@@ -77,7 +77,7 @@ def test_a_line_per_service_with_tag_sync_restarts_and_url() -> None:
         ]
     )
     assert lines[2].startswith("api  ◐ building")
-    assert "step 3/5 RUN pip install -r requirements.txt" in lines[2]
+    assert "━━━━━━────  step 3/5 RUN pip install -r requirements.txt" in lines[2]
     assert lines[2].endswith(", 2 cached") and " s, 2 cached" in lines[2]
     assert lines[-1].startswith("r rebuild · R restart · t trigger · p pause")
 
