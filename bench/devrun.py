@@ -141,12 +141,13 @@ class DevRun:
         *,
         env: dict[str, str] | None = None,
         selector: Sequence[str] = (),
+        args: Sequence[str] = ("--no-ui",),
     ) -> None:
         self.client = client
         self.proj = proj
         # the labels of the container the service runs in (on Kubernetes: the pod's container)
         self.selector = list(selector) or [f"app.kubernetes.io/part-of={proj.name}"]
-        self.dev = DevProcess(proj.root, env=env)
+        self.dev = DevProcess(proj.root, *args, env=env)
 
     def __enter__(self) -> DevRun:
         try:

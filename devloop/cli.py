@@ -300,6 +300,19 @@ def _context_option(f: Callable[..., Any]) -> Callable[..., Any]:
     is_flag=True,
     help="Print what would be watched, synced and rebuilt; start nothing.",
 )
+@click.option(
+    "--ui/--no-ui",
+    default=True,
+    show_default=True,
+    help="Serve the web dashboard on 127.0.0.1 (its URL is printed).",
+)
+@click.option(
+    "--ui-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    metavar="PORT",
+    help="The dashboard's port (default: the first free one from 10350).",
+)
 @click.argument("services", nargs=-1, shell_complete=complete.services)
 @click.pass_context
 def dev(
@@ -311,6 +324,8 @@ def dev(
     watcher: str,
     trigger: str | None,
     show_plan: bool,
+    ui: bool,
+    ui_port: int | None,
     services: tuple[str, ...],
 ) -> None:
     """Build, deploy, then sync or rebuild on every change; logs and ports; Ctrl-C cleans up."""
@@ -328,6 +343,8 @@ def dev(
             keep=keep,
             context=context,
             watcher=watcher,
+            ui=ui,
+            ui_port=ui_port,
             trigger=trigger,
         )
     )

@@ -17,6 +17,7 @@ from devloop.model.events import (
     BuildStarted,
     BuildStep,
     Changes,
+    Dashboard,
     Deployed,
     Emit,
     Error,
@@ -64,6 +65,16 @@ def events_schema() -> dict[str, Any]:
         "oneOf": [{"$ref": f"#/$defs/{kind}"} for kind in defs],
         "$defs": defs,
     }
+
+
+def tee(*sinks: Emit) -> Emit:
+    """One sink that hands each event to every one of `sinks`, in order."""
+
+    def emit(event: Event) -> None:
+        for s in sinks:
+            s(event)
+
+    return emit
 
 
 def _size(n: int) -> str:
@@ -219,6 +230,8 @@ class TextSink:
                 return f"{tag}[bold green]ready[/]{urls}"
             case Restarted():
                 return f"{tag}restarted process in {escape(e.container)}"
+            case Dashboard():
+                return f"[bold]dashboard[/]  {escape(e.url)}"
             case Requested():
                 if e.command == "rebuild":
                     self._changed = None  # what it builds was asked for, not caused by an edit

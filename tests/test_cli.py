@@ -41,7 +41,11 @@ GOOD = """\
         env: {WORKERS: 2}
         sync:
           - {src: "app/**/*.py", dest: /app, then: restart}
-          - {src: "static/**", dest: /srv, then: {exec: "kill -HUP 1"}}
+          - src: "static/**"
+            dest: /srv
+            then: {exec: "kill -HUP 1"}
+            ignore: [static/package.json]
+        rebuild: [static/package.json]
         requires: [base]
       base: {image: shop/base, context: app, archetype: worker}
     profiles:

@@ -57,6 +57,9 @@ def test_the_wheel_holds_every_module_the_archetypes_and_the_agent(wheel: Path) 
     assert archetypes >= {"devloop/templates/web.yaml.j2", "devloop/templates/worker.yaml.j2"}
     assert archetypes - names == set()
     assert {"devloop/sync/agent.sh", "devloop/py.typed"} - names == set()
+    # the dashboard's page and assets: served from the package, no Node at run time
+    assets = {f"devloop/ui/static/{n}" for n in ("index.html", "app.js", "app.css")}
+    assert assets - names == set()
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from devloop.model.events import BuildStarted, Changes, Restarted, SyncDone
-from devloop.output import TextSink
+from devloop.model.events import BuildStarted, Changes, Dashboard, Restarted, SyncDone
+from devloop.output import TextSink, tee
 
 
 def test_a_restart_names_the_whole_container() -> None:
@@ -43,3 +43,10 @@ def test_a_rebuild_says_which_file_caused_it() -> None:
         "[web] building shop/web",
         "[web] building shop/web (changed: app/requirements.txt)",
     ]
+
+
+def test_the_dashboard_url_is_printed_and_tee_hands_each_event_to_every_sink() -> None:
+    out, seen = io.StringIO(), []
+    tee(TextSink(out), seen.append)(Dashboard(url="http://127.0.0.1:10350/"))
+    assert out.getvalue() == "dashboard  http://127.0.0.1:10350/\n"
+    assert seen == [Dashboard(url="http://127.0.0.1:10350/")]

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devloop import config
 from devloop.build import buildkit
@@ -20,13 +20,16 @@ from devloop.commands.common import new_session_id, selected
 from devloop.errors import EXIT_INTERRUPTED, EXIT_OK, DevloopError
 from devloop.loop.lock import SessionLock
 from devloop.loop.session import Session
-from devloop.model.events import Emit, Info, WarningEvent
+from devloop.model.events import Dashboard, Emit, Info, WarningEvent
 from devloop.model.project import Project, Trigger
-from devloop.output import sink
+from devloop.output import sink, tee
 from devloop.runtime.factory import open_runtime, target_of
 from devloop.ui import keys
 from devloop.ui.live import LiveView
 from devloop.watch.choice import watcher_factory
+
+if TYPE_CHECKING:
+    from devloop.ui.server import Dashboard as DashboardServer
 
 
 def run(
@@ -39,6 +42,8 @@ def run(
     context: str | None = None,
     watcher: str = "auto",
     trigger: str | None = None,
+    ui: bool = True,
+    ui_port: int | None = None,
 ) -> int:
     project = config.load(directory, profiles, kube_context=context)
     names = selected(project, services)
@@ -47,19 +52,42 @@ def run(
     lock = _lock(project, context)
     lock.acquire()
     try:
-        return _run(
-            project,
-            names,
-            emit,
-            lock,
-            keep=keep,
-            context=context,
-            watcher=watcher,
-            trigger="manual" if trigger == "manual" else "auto" if trigger else None,
-            keyboard=keyboard,
-        )
+        with _dashboard(ui, ui_port) as dashboard:
+            view = emit  # the terminal's sink: the keys answer there
+            if dashboard is not None:
+                emit = tee(emit, dashboard.hub)
+                emit(Dashboard(url=dashboard.url))
+            return _run(
+                project,
+                names,
+                emit,
+                lock,
+                keep=keep,
+                context=context,
+                watcher=watcher,
+                trigger="manual" if trigger == "manual" else "auto" if trigger else None,
+                dashboard=dashboard,
+                view=view if keyboard else None,
+            )
     finally:
         lock.release()
+
+
+@contextlib.contextmanager
+def _dashboard(wanted: bool, port: int | None) -> Iterator[DashboardServer | None]:
+    """The web dashboard (devloop.ui), serving until the session is over; None with --no-ui."""
+    if not wanted:
+        yield None
+        return
+    from devloop.ui.hub import Hub
+    from devloop.ui.server import Dashboard as Server  # starlette and uvicorn: only with the UI
+
+    server = Server(Hub(), port)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _lock(project: Project, context: str | None) -> SessionLock:
@@ -82,7 +110,8 @@ def _run(
     context: str | None,
     watcher: str = "auto",
     trigger: Trigger | None = None,
-    keyboard: bool = False,
+    dashboard: DashboardServer | None = None,
+    view: Emit | None = None,
 ) -> int:
     if note := lock.took_over():
         emit(Info(message=note))
@@ -103,9 +132,11 @@ def _run(
         watcher_factory=watcher_factory(watcher),
         trigger=trigger,
     )
+    if dashboard is not None:
+        dashboard.act = session.request  # the page's buttons steer the session
     signals = _Signals(session.stop)
     error: BaseException | None = None
-    with _terminal(session, emit, keyboard):  # the terminal comes back on every way out
+    with _terminal(session, view):  # the terminal comes back on every way out
         try:
             signals.install()
             session.start()
@@ -141,10 +172,11 @@ def _run(
 
 
 @contextlib.contextmanager
-def _terminal(session: Session, view: Emit, keyboard: bool) -> Iterator[None]:
-    """Keys read while the block runs (q = Ctrl-C); the live view closed at its end."""
+def _terminal(session: Session, view: Emit | None) -> Iterator[None]:
+    """Keys read while the block runs, when `view` (the terminal's sink) is given (q = Ctrl-C);
+    the live view closed at its end."""
     try:
-        if keyboard and isinstance(view, keys.View):
+        if isinstance(view, keys.View):
             with keys.reading(keys.Keys(session, view)):
                 yield
         else:

@@ -118,7 +118,8 @@ def _service(svc: ServiceSurvey) -> list[str]:
 
 def _rule(r: RuleSurvey) -> str:
     then = "" if r.then == "none" else f", then {r.then}"
-    return f"{r.src} -> {r.dest}{then}: {r.files} file(s) now"
+    example = f" (e.g. {r.example})" if r.example else ""
+    return f"{r.src} -> {r.dest}{then}: {r.files} file(s) now{example}"
 
 
 def _size(n: int) -> str:

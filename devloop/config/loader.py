@@ -118,7 +118,7 @@ def _service(root: Path, name: str, s: ServiceSpec, registry: str | None) -> Ser
         target=s.target,
         build_args=types.MappingProxyType(dict(s.build_args)),
         builder=s.builder.command if s.builder else None,
-        manifests=tuple((root / m).resolve() for m in s.manifests),
+        manifests=tuple(dict.fromkeys(p for m in s.manifests for p in _manifest_paths(root, m))),
         archetype=s.archetype if s.archetype or s.manifests else ("web" if s.ports else "worker"),
         values=types.MappingProxyType(dict(s.values)),
         sync=tuple(_sync_rule(r) for r in s.sync),
@@ -126,7 +126,16 @@ def _service(root: Path, name: str, s: ServiceSpec, registry: str | None) -> Ser
         env=types.MappingProxyType(dict(s.env)),
         requires=tuple(s.requires),
         trigger=s.trigger,
+        rebuild=tuple(g.removeprefix("./") for g in s.rebuild),
     )
+
+
+def _manifest_paths(root: Path, entry: str) -> list[Path]:
+    """The files a `manifests` entry names: itself, or what its glob (`k8s/*.yaml`,
+    `k8s/**/*.yaml`) matches now, sorted."""
+    if not any(c in entry for c in "*?["):
+        return [(root / entry).resolve()]
+    return sorted(p.resolve() for p in root.glob(entry) if p.is_file())
 
 
 def _sync_rule(r: SyncRuleSpec) -> SyncRule:
@@ -135,7 +144,8 @@ def _sync_rule(r: SyncRuleSpec) -> SyncRule:
         then = ("/bin/sh", "-c", then.exec) if isinstance(then.exec, str) else tuple(then.exec)
     src = r.src.removeprefix("./")
     strip = r.strip.strip("/") if r.strip is not None else _fixed_prefix(src)
-    return SyncRule(src=src, dest=r.dest, then=then, strip=strip)
+    ignore = tuple(g.removeprefix("./") for g in r.ignore)
+    return SyncRule(src=src, dest=r.dest, then=then, strip=strip, ignore=ignore)
 
 
 def _fixed_prefix(glob: str) -> str:
@@ -200,14 +210,15 @@ def _files(root: Path, svc: Service, raw: ServiceSpec) -> Iterator[tuple[Loc, st
             (*loc, "dockerfile"),
             f"Dockerfile '{raw.dockerfile}' does not exist in '{raw.context}'",
         )
-    for i, path in enumerate(svc.manifests):
-        if not path.is_relative_to(root):
-            yield (
-                (*loc, "manifests", i),
-                f"manifest '{raw.manifests[i]}' is outside the project directory",
-            )
-        elif not path.is_file():
-            yield (*loc, "manifests", i), f"manifest '{raw.manifests[i]}' does not exist"
+    for i, entry in enumerate(raw.manifests):
+        paths = _manifest_paths(root, entry)
+        if not paths:
+            yield (*loc, "manifests", i), f"manifest glob '{entry}' matches no file"
+        for path in paths:
+            if not path.is_relative_to(root):
+                yield (*loc, "manifests", i), f"manifest '{entry}' is outside the project directory"
+            elif not path.is_file():
+                yield (*loc, "manifests", i), f"manifest '{entry}' does not exist"
     if raw.manifests and raw.archetype:
         yield (*loc, "archetype"), "give either 'manifests' or 'archetype', not both"
     if svc.archetype and svc.archetype not in ARCHETYPES:

@@ -59,6 +59,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
 
+def _context_glob(v: str, what: str) -> str:
+    if v.startswith("/"):
+        raise ValueError(f"{what} must be relative to the build context, got {v!r}")
+    if ".." in v.replace("\\", "/").split("/"):
+        raise ValueError(f"{what} must stay inside the build context (no '..'), got {v!r}")
+    return v
+
+
 class ExecThen(_Strict):
     """Run a command in the container after the files land."""
 
@@ -81,6 +89,11 @@ class SyncRuleSpec(_Strict):
         description="leading directory of src to drop before joining with dest (default: the "
         "glob's fixed prefix)",
     )
+    ignore: list[str] = Field(
+        default_factory=list,
+        description="globs relative to the build context that this rule does not sync, e.g. "
+        "'web/package.json' (another rule, or a rebuild, takes them)",
+    )
 
     @field_validator("then", mode="before")
     @classmethod
@@ -92,11 +105,12 @@ class SyncRuleSpec(_Strict):
     @field_validator("src")
     @classmethod
     def _inside(cls, v: str) -> str:
-        if v.startswith("/"):
-            raise ValueError(f"sync src must be relative to the build context, got {v!r}")
-        if ".." in v.replace("\\", "/").split("/"):
-            raise ValueError(f"sync src must stay inside the build context (no '..'), got {v!r}")
-        return v
+        return _context_glob(v, "sync src")
+
+    @field_validator("ignore")
+    @classmethod
+    def _ignore_inside(cls, v: list[str]) -> list[str]:
+        return [_context_glob(g, "sync ignore") for g in v]
 
     @field_validator("dest")
     @classmethod
@@ -126,7 +140,10 @@ class ServiceSpec(_Strict):
         default=None, description="custom build command instead of the Docker SDK"
     )
     manifests: list[str] = Field(
-        default_factory=list, description="Jinja manifest templates, relative to devloop.yaml"
+        default_factory=list,
+        description="Jinja manifest templates or plain YAML, relative to devloop.yaml; globs "
+        "('k8s/*.yaml', 'k8s/**/*.yaml') name every file they match. An image reference naming "
+        "a service's image ('image: web', 'web:latest') gets the built tag",
     )
     archetype: str | None = Field(
         default=None, description="built-in manifest archetype: web or worker"
@@ -135,6 +152,11 @@ class ServiceSpec(_Strict):
         default_factory=dict, description="template values for this service"
     )
     sync: list[SyncRuleSpec] = Field(default_factory=list)
+    rebuild: list[str] = Field(
+        default_factory=list,
+        description="globs relative to the build context whose changes rebuild the image even "
+        "when a sync rule matches them (compose's 'action: rebuild'), e.g. 'package.json'",
+    )
     ports: list[PortText] = Field(default_factory=list, description="'local:container' or 'port'")
     env: dict[str, Text] = Field(default_factory=dict)
     requires: list[str] = Field(
@@ -145,6 +167,11 @@ class ServiceSpec(_Strict):
         description="auto: act on every change; manual: changes wait for a trigger (key t, the "
         "dashboard); `devloop dev --trigger` overrides it for every service",
     )
+
+    @field_validator("rebuild")
+    @classmethod
+    def _rebuild_inside(cls, v: list[str]) -> list[str]:
+        return [_context_glob(g, "rebuild") for g in v]
 
     @field_validator("image")
     @classmethod

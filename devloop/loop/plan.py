@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devloop.build.inputs import InputSet
-from devloop.files.globs import glob_match
+from devloop.files.globs import glob_match, may_match_below
 from devloop.files.ignore import PathRules
 from devloop.model.changes import Change, ChangeBatch, ChangeKind
 from devloop.model.project import Project, Service, SyncRule
@@ -104,7 +104,9 @@ def plan(
     Dockerfile can reach) limits what rebuilds it; without it, any file of the context does.
     """
     names = project.closure(services)
-    latest = {c.path: c.kind for c in batch}  # the last word on a path wins
+    changes = list(batch)
+    latest = {c.path: c.kind for c in changes}  # the last word on a path wins
+    gone_dirs = {c.path for c in changes if c.directory and latest[c.path] == "deleted"}
     reload = project.config_path in latest
     per: dict[str, _Draft] = {n: _Draft() for n in names}
     used: set[Path] = {project.config_path} if reload else set()
@@ -114,7 +116,9 @@ def plan(
             continue
         for name in names:
             reach = inputs.get(name) if inputs is not None else None
-            if per[name].take(project.services[name], rules, path, kind, reach):
+            svc, draft = project.services[name], per[name]
+            took = path in gone_dirs and draft.take_dir(svc, path)
+            if took or draft.take(svc, rules, path, kind, reach):
                 used.add(path)
     _cascade(project, names, per)
     ordered = tuple(p for n in names if (p := per[n].finish(n)) is not None)
@@ -162,35 +166,60 @@ class _Draft:
         kind: ChangeKind,
         reach: InputSet | None = None,
     ) -> bool:
-        """Record what `path` means for `svc`; False when it means nothing to it."""
-        if path in svc.manifests:
+        """Record what `path` means for `svc`; False when it means nothing to it.
+
+        A manifest redeploys; one inside the context that the Dockerfile copies (`COPY . .`)
+        is an image input too, so it rebuilds as well (its tag, as `render` names it, changed).
+        """
+        manifest = path in svc.manifests
+        if manifest:
             self.templates.append(path)
-            return True
         if path == svc.dockerfile:
             self.rebuild.append(_rel_or_name(path, svc.context))
             return True
         if not path.is_relative_to(svc.context):
-            return False
+            return manifest
         rel = path.relative_to(svc.context).as_posix()
         if rel == ".":
-            return False
+            return manifest
         if rel == ".dockerignore":
             self.rebuild.append(rel)
             return True
-        if self._sync(svc.sync, rel, kind):
+        if any(glob_match(g, rel) for g in svc.rebuild):
+            self.rebuild.append(rel)  # named to rebuild: no sync rule takes it
+            return True
+        if not manifest and self._sync(svc.sync, rel, kind):
             return True
         if rules.excluded(svc.name, rel):
-            return False
+            return manifest
         if reach is not None and not reach.reaches(rel):
-            return False  # no COPY/ADD of its Dockerfile can reach it
+            return manifest  # no COPY/ADD of its Dockerfile can reach it
         self.rebuild.append(rel)
         return True
+
+    def take_dir(self, svc: Service, path: Path) -> bool:
+        """A deleted directory: delete it in the container for every sync rule that could have
+        put files in it (a renamed or removed folder of synced files needs no image)."""
+        if not path.is_relative_to(svc.context) or path == svc.context:
+            return False
+        rel = path.relative_to(svc.context).as_posix()
+        if any(glob_match(g, rel) for g in svc.rebuild):
+            return False  # named to rebuild
+        hit = False
+        for rule in svc.sync:
+            dest = rule.destination(rel)
+            if dest is None or any(glob_match(g, rel) for g in rule.ignore):
+                continue
+            if glob_match(rule.src, rel) or may_match_below(rule.src, rel):
+                self.delete.setdefault(rule, {})[rel] = dest
+                hit = True
+        return hit
 
     def _sync(self, rules: Iterable[SyncRule], rel: str, kind: ChangeKind) -> bool:
         hit = False
         for rule in rules:
             dest = rule.destination(rel) if glob_match(rule.src, rel) else None
-            if dest is None:
+            if dest is None or any(glob_match(g, rel) for g in rule.ignore):
                 continue
             target = self.delete if kind == "deleted" else self.copy
             target.setdefault(rule, {})[rel] = dest

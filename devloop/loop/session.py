@@ -67,6 +67,7 @@ class _ServiceState:
     held: dict[Path, Change] = field(default_factory=dict)  # manual trigger: changes that wait
     held_since: float = 0.0  # when the first of them was seen
     held_because: bool = False  # ... or a required image was rebuilt meanwhile
+    failing: bool = False  # its wait for ready failed: a (re)start is not ready until checked
 
 
 class Session:
@@ -101,6 +102,7 @@ class Session:
         self._rules = PathRules(project, self.wanted)
         self._threads: list[threading.Thread] = []
         self._watch_stop = threading.Event()
+        self._forward_stop = threading.Event()  # ends the port-forwards: `ports:` changed, or close
         self._urls: dict[str, list[str]] = {}
         self._trigger = trigger  # overrides each service's `trigger:` when set
         self._paused: list[ChangeBatch] | None = None  # the edits kept while paused
@@ -197,6 +199,7 @@ class Session:
     def close(self, *, keep: bool = False) -> None:
         self.stop.set()
         self._watch_stop.set()
+        self._forward_stop.set()
         self._syncer.close()
         for t in self._threads:
             t.join(timeout=5)
@@ -242,7 +245,13 @@ class Session:
 
     def _on_changes(self, batch: ChangeBatch) -> None:
         self._emit(
-            Changes(files=len(batch), paths=[_shown(self.project, c) for c in list(batch)[:5]])
+            Changes(
+                files=len(batch),
+                paths=[_shown(self.project, c) for c in list(batch)[:5]],
+                ms=round((time.monotonic() - batch.first_seen) * 1000, 2)
+                if batch.first_seen
+                else None,
+            )
         )
         decided = plan.plan(self.project, self.wanted, batch, self._rules, self._inputs())
         rebuild: list[str] = []
@@ -278,8 +287,9 @@ class Session:
     ) -> None:
         rebuild += [s.name for s in decided.services if s.rebuild]
         redeploy += [s.name for s in decided.services if s.redeploy]
+        planned = time.monotonic()
         for sp in decided.services:
-            if sp.syncs and not sp.rebuild and not self._synced(sp, batch.first_seen):
+            if sp.syncs and not sp.rebuild and not self._synced(sp, batch.first_seen, planned):
                 rebuild.append(sp.name)
         fallback = {
             s.name: s.rebuild.superseded
@@ -378,7 +388,17 @@ class Session:
             )
             return None
         decided = plan.replan(self.project, new, self.wanted)
+        ports_changed = any(
+            self.project.services[n].ports != new.services[n].ports
+            for n in self.names
+            if n in self.project.services and n in new.services
+        )
         self.project = new
+        self.runtime.project = new  # it publishes / forwards the ports of the project it has
+        if ports_changed:  # the next deploy publishes or forwards the new ones
+            self._forward_stop.set()
+            self._forward_stop = threading.Event()
+            self._urls = {}
         self._builder = self._builder_factory(new)
         self._rules = PathRules(new, self.wanted)
         for n in self.names:
@@ -394,9 +414,9 @@ class Session:
 
     # -- sync --------------------------------------------------------------
 
-    def _synced(self, sp: plan.ServicePlan, first_seen: float) -> bool:
+    def _synced(self, sp: plan.ServicePlan, first_seen: float, planned: float) -> bool:
         return self._syncer.can_sync(sp.name) and self._syncer.sync(
-            self.project.services[sp.name], sp.syncs, first_seen
+            self.project.services[sp.name], sp.syncs, first_seen, planned
         )
 
     # -- containers that came, restarted or went ---------------------------
@@ -413,7 +433,27 @@ class Session:
         ]
         if fresh:
             self._replay_into(service, fresh)
-            self._emit(Ready(service=service, urls=self._urls.get(service, [])))
+            if state.failing and not self._recovered(service):
+                return  # a crash loop restarting: diagnosed once already, never "ready"
+            self._emit(self._ready(service))
+
+    def _still_running(self, service: str | None) -> bool:
+        names = [service] if service else [n for n, st in self._state.items() if st.deployed]
+        try:
+            return any(self._state[n].deployed and self.runtime.instances(n) for n in names)
+        except DevloopError:
+            return False
+
+    def _recovered(self, service: str) -> bool:
+        """Whether a service whose last wait for ready failed is ready now."""
+        try:
+            self.runtime.wait_ready([service], self._ready_timeout, self._interrupt)
+        except DevloopError:
+            return False
+        if self._interrupt.is_set():
+            return False
+        self._state[service].failing = False
+        return True
 
     def _replay_into(self, service: str, instances: Sequence[Instance]) -> None:
         svc = self.project.services[service]
@@ -480,12 +520,9 @@ class Session:
             self.runtime.deploy(manifests, self.names)
         except DevloopError as exc:
             service = exc.service if isinstance(exc, DeployError) else None
-            # on a first deploy nothing runs yet: "the running version stays" would mislead
-            stays = (
-                "; the running version stays"
-                if any(st.deployed for st in self._state.values())
-                else ""
-            )
+            # on a first deploy, or when the old container is gone already (replaced
+            # remove-first), "the running version stays" would mislead
+            stays = "; the running version stays" if self._still_running(service) else ""
             self._emit(Error(f"deploy failed{stays}: {exc}", service=service))
             return
         for n in services:
@@ -497,13 +534,16 @@ class Session:
         try:
             self.runtime.wait_ready(services, self._ready_timeout, self._interrupt)
         except DevloopError as exc:
-            self._emit(Error(str(exc)))
+            failed = exc.service if isinstance(exc, DeployError) else None
+            self._emit(Error(str(exc), service=failed))
+            for n in services:
+                self._state[n].failing = failed in (None, n)
             ready = False
         # a new edit interrupts the wait: its step comes next, and containers that come up
         # later are replayed into and reported ready as they start (`_on_instances`)
         ready = ready and not self._interrupt.is_set()
         if not self._urls:
-            self._urls = self.runtime.forward_ports(self._emit, self.stop)
+            self._urls = self.runtime.forward_ports(self._emit, self._forward_stop)
         for n in services:
             self._state[n].deployed = True
             fresh = [
@@ -513,7 +553,12 @@ class Session:
             ]
             self._replay_into(n, fresh)
             if ready and any(m.service == n for m in manifests):
-                self._emit(Ready(service=n, urls=self._urls.get(n, [])))
+                self._state[n].failing = False
+                self._emit(self._ready(n))
+
+    def _ready(self, service: str) -> Ready:
+        replicas = len(self._syncer.instances(service))  # listed just before: cached
+        return Ready(service=service, urls=self._urls.get(service, []), replicas=replicas)
 
 
 def _drain(q: queue.Queue[Work]) -> list[Work]:

@@ -13,6 +13,7 @@ ChangeKind = Literal["added", "modified", "deleted"]
 class Change(NamedTuple):
     kind: ChangeKind
     path: Path  # absolute
+    directory: bool = False  # a deleted path that was a watched directory
 
 
 @dataclass(frozen=True)

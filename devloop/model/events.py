@@ -47,6 +47,7 @@ class Changes(Event):
     kind: ClassVar[str] = "changes"
     files: int
     paths: list[str]  # the first few, relative to the project
+    ms: float | None = None  # first change seen → the loop took the batch (the quiet window)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,9 @@ class SyncDone(Event):
     ms: float  # first change seen → acknowledgement from the container
     replay: bool = False
     paths: list[str] = field(default_factory=list)  # container paths, the first PATHS_SHOWN
+    # the stages of the edit, each from the first change seen (`ms` is "applied"):
+    planned_ms: float | None = None  # the plan decided to sync
+    sent_ms: float | None = None  # the batch began to go out to this container
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,7 @@ class Ready(Event):
     kind: ClassVar[str] = "ready"
     service: str
     urls: list[str] = field(default_factory=list)
+    replicas: int | None = None  # its running containers
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,7 @@ class Restarted(Event):
     kind: ClassVar[str] = "restart"
     service: str
     container: str
+    ms: float | None = None  # first change seen → the process is running again
 
 
 @dataclass(frozen=True)
@@ -186,6 +192,14 @@ class Log(Event):
     service: str
     container: str
     line: str
+
+
+@dataclass(frozen=True)
+class Dashboard(Event):
+    """The web dashboard of `devloop dev` is served at `url` (loopback only)."""
+
+    kind: ClassVar[str] = "dashboard"
+    url: str
 
 
 @dataclass(frozen=True)

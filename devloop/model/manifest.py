@@ -72,6 +72,8 @@ class Manifest:
     obj: dict[str, Any]
     service: str
     template: str
+    # image references devloop replaced by the built tag, one `field: old -> new` each
+    replaced: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:

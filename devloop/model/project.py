@@ -18,6 +18,7 @@ class SyncRule:
     dest: str  # absolute directory in the container
     then: Literal["none", "restart"] | tuple[str, ...]  # a tuple is a command to exec
     strip: str  # leading part of the matched path to drop before joining with dest
+    ignore: tuple[str, ...] = ()  # context-relative globs this rule leaves alone
 
     def destination(self, rel: str) -> str | None:
         """Container path for context-relative `rel`, or None when `strip` does not apply."""
@@ -52,6 +53,7 @@ class Service:
     env: Mapping[str, str]
     requires: tuple[str, ...]
     trigger: Trigger = "auto"  # manual: changes wait for a trigger (a key, the dashboard)
+    rebuild: tuple[str, ...] = ()  # context-relative globs that rebuild even when a rule syncs them
 
 
 @dataclass(frozen=True)

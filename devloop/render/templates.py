@@ -7,6 +7,7 @@ import json
 import os
 import shlex
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -26,6 +27,7 @@ from devloop.model.manifest import (
 )
 from devloop.model.paths import display_path
 from devloop.render import yamlio
+from devloop.render.images import pin
 
 if TYPE_CHECKING:
     from devloop.model.project import Project, Service
@@ -85,12 +87,38 @@ def render(
         for template in _templates(project, svc):
             out.extend(_render_one(env, template, context, project, svc))
     _check_unique(out)
+    built = _built(project, images)
+    out = [replace(m, replaced=r) if (r := pin(m, built)) else m for m in out]
     return sorted(out, key=_order)
 
 
 def dump(manifests: Iterable[Manifest]) -> str:
-    """One multi-document YAML stream, byte-identical for identical input."""
-    return "".join("---\n" + yamlio.dump(m.obj) for m in manifests)
+    """One multi-document YAML stream, byte-identical for identical input. A comment above an
+    object names the image references devloop replaced in it."""
+    return "".join("---\n" + _said(m) + yamlio.dump(m.obj) for m in manifests)
+
+
+def _said(m: Manifest) -> str:
+    if not m.replaced:
+        return ""
+    return "# devloop replaced image references with the built tag:\n" + "".join(
+        f"#   {line}\n" for line in m.replaced
+    )
+
+
+def _built(project: Project, images: Mapping[str, str]) -> dict[str, str]:
+    """Repository → built reference, for every service with a reference in `images`: the
+    repository as the config names it, and with the registry prefix."""
+    out: dict[str, str] = {}
+    prefix = f"{project.registry.rstrip('/')}/" if project.registry else ""
+    for name, ref in images.items():
+        svc = project.services.get(name)
+        if svc is None:
+            continue
+        out[svc.image] = ref
+        if prefix and svc.image.startswith(prefix):
+            out.setdefault(svc.image.removeprefix(prefix), ref)
+    return out
 
 
 def _environment(root: Path) -> jinja2.Environment:

@@ -11,6 +11,7 @@ from devloop.build.deliver import ImageTarget
 from devloop.errors import SyncError
 from devloop.model.events import Emit
 from devloop.model.manifest import Manifest
+from devloop.model.project import Project
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Runtime(Protocol):
     """Deploys rendered manifests and gives access to the containers they run."""
 
     name: str  # "docker" or "kubernetes": for messages, never for branching
+    project: Project  # session reloads of devloop.yaml replace it
     images: ImageTarget  # where built images go when they are not pushed
 
     def deploy(self, manifests: Sequence[Manifest], services: Collection[str]) -> None:

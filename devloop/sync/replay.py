@@ -31,7 +31,9 @@ class Replay:
             mem.adds[target] = local
             mem.deletes.discard(target)
         for target in batch.deletes:
-            mem.adds.pop(target, None)
+            below = target.rstrip("/") + "/"  # a deleted directory takes its files with it
+            for gone in [t for t in mem.adds if t == target or t.startswith(below)]:
+                del mem.adds[gone]
             mem.deletes.add(target)
         mem.thens.update(thens)
 

@@ -50,8 +50,17 @@ class Syncer:
         self._replay.reset(service)
         self._unavailable.discard(service)
 
-    def sync(self, svc: Service, syncs: Iterable[PlannedSync], first_seen: float) -> bool:
-        """Sync to every container of `svc`; False when it must be rebuilt instead."""
+    def sync(
+        self,
+        svc: Service,
+        syncs: Iterable[PlannedSync],
+        first_seen: float,
+        planned: float | None = None,
+    ) -> bool:
+        """Sync to every container of `svc`; False when it must be rebuilt instead.
+
+        `first_seen` and `planned` (when the plan was made) are `time.monotonic()` values: the
+        events give each stage of the edit in milliseconds from the first."""
         syncs = list(syncs)
         batch = batch_for_plan(svc, syncs)
         for w in batch.warnings:
@@ -72,8 +81,8 @@ class Syncer:
         # remembered even where it failed: the next container of this image gets it by replay
         thens: set[object] = {s.rule.then for s in syncs if s.rule.then != "none"}
         self._replay.record(svc.name, batch, thens)
-        ok = self._report(svc.name, outcomes, payload, first_seen, replay=False)
-        self._after(svc.name, [o.instance for o in outcomes if o.ack], thens)
+        ok = self._report(svc.name, outcomes, payload, first_seen, replay=False, planned=planned)
+        self._after(svc.name, [o.instance for o in outcomes if o.ack], thens, first_seen)
         return ok or self.can_sync(svc.name)
 
     def replay(self, svc: Service, instances: Sequence[Instance]) -> None:
@@ -113,10 +122,12 @@ class Syncer:
         first_seen: float,
         *,
         replay: bool,
+        planned: float | None = None,
     ) -> bool:
         ok = True
         for o in outcomes:
             if o.ack is not None:
+                ms = round((time.monotonic() - first_seen) * 1000, 2)
                 self._emit(
                     SyncDone(
                         service=service,
@@ -125,8 +136,10 @@ class Syncer:
                         deleted=payload.deleted,
                         bytes=payload.content,
                         paths=list(payload.paths[:PATHS_SHOWN]),
-                        ms=round((time.monotonic() - first_seen) * 1000, 2),
+                        ms=ms,
                         replay=replay,
+                        planned_ms=_since(first_seen, planned),
+                        sent_ms=None if replay else round(max(0.0, ms - o.ack.ms), 2),
                     )
                 )
                 continue
@@ -137,14 +150,26 @@ class Syncer:
                 self._emit(Error(f"sync to {o.instance.name} failed: {o.error}", service))
         return ok
 
-    def _after(self, service: str, instances: Sequence[Instance], thens: set[object]) -> None:
+    def _after(
+        self,
+        service: str,
+        instances: Sequence[Instance],
+        thens: set[object],
+        first_seen: float | None = None,
+    ) -> None:
         """The rules' `then`: restart the process in place, or run a command, in each container."""
         for then in sorted(thens, key=str):
             for inst in instances:
                 try:
                     if then == "restart":
                         self._runtime.restart_process(inst)
-                        self._emit(Restarted(service=service, container=inst.name))
+                        self._emit(
+                            Restarted(
+                                service=service,
+                                container=inst.name,
+                                ms=_since(first_seen, time.monotonic()),
+                            )
+                        )
                     elif isinstance(then, tuple):
                         self._exec(service, inst, then)
                 except DevloopError as exc:
@@ -161,3 +186,10 @@ class Syncer:
             self._emit(WarningEvent(str(error), service))
             self._said.add(service)
         self._unavailable.add(service)
+
+
+def _since(first_seen: float | None, then: float | None) -> float | None:
+    """Milliseconds from the first change seen to `then` (None when either is unknown)."""
+    if first_seen is None or then is None:
+        return None
+    return round((then - first_seen) * 1000, 2)

@@ -66,6 +66,7 @@ class InotifyWatcher:
         names = project.closure(services)
         self._rules = PathRules(project, names)
         self._stop = stop
+        self._gone: set[str] = set()  # directories found deleted in the batch being made
         self.watch_roots: WatchRoots = watch_roots(project, names, self._rules)
         self._flat = {str(p) for p in self.watch_roots.flat} - {
             d for d in self.watch_roots.dirs if self._rules.top_of(d + os.sep) is not None
@@ -209,6 +210,7 @@ class InotifyWatcher:
 
     def _resolve(self, touched: dict[str, int], rescan: set[str]) -> list[Change]:
         changes: dict[str, ChangeKind] = {}
+        self._gone = set()
         for d in _outermost(rescan, self._flat):
             self._rescan(d, changes)
         for path, mask in touched.items():
@@ -230,7 +232,7 @@ class InotifyWatcher:
             self._known[path] = _stat_of(st)
             new = before is None and mask & (F.CREATE | F.MOVED_TO)
             changes[path] = "added" if new else "modified"
-        return [Change(k, Path(p)) for p, k in sorted(changes.items())]
+        return [Change(k, Path(p), p in self._gone) for p, k in sorted(changes.items())]
 
     def _rescan(self, d: str, changes: dict[str, ChangeKind]) -> None:
         """Walk `d` as it is now, watch its directories, report how it differs from what was
@@ -255,6 +257,7 @@ class InotifyWatcher:
             for w in [w for w in self._dir_wd if w == d or w.startswith(prefix)]:
                 self._wd.pop(self._dir_wd.pop(w), None)
             changes.setdefault(d, "deleted")
+            self._gone.add(d)
 
     def _owned(self, d: str) -> bool:
         return d in self._flat or self._rules.top_of(d + os.sep) is not None

@@ -16,7 +16,7 @@ from typing import Any
 from devloop.files.dockerignore import ContextFilter
 from devloop.files.globs import glob_match
 from devloop.files.ignore import in_ignored_tree
-from devloop.model.project import Project, Service
+from devloop.model.project import Project, Service, SyncRule
 from devloop.watch.roots import WatchRoots, watch_roots
 
 HUGE_BYTES = 100 * 1024 * 1024
@@ -38,6 +38,7 @@ class RuleSurvey:
     dest: str
     then: str
     files: int  # files the rule matches right now
+    example: str = ""  # where the first of them lands: 'app/x.py -> /app/app/x.py'
 
 
 @dataclass(frozen=True)
@@ -155,20 +156,23 @@ def _service(project: Project, svc: Service, watched: dict[str, int]) -> Service
     prefix = str(svc.context) + os.sep
     rels = [p[len(prefix) :].replace(os.sep, "/") for p in watched if p.startswith(prefix)]
     rels = [r for r in rels if not in_ignored_tree(r)]
-    rules = tuple(
-        RuleSurvey(
-            r.src,
-            r.dest,
-            r.then if isinstance(r.then, str) else "exec",
-            sum(1 for rel in rels if glob_match(r.src, rel) and r.destination(rel)),
+
+    def syncs(r: SyncRule, rel: str) -> bool:
+        return (
+            glob_match(r.src, rel)
+            and r.destination(rel) is not None
+            and not any(glob_match(g, rel) for g in (*r.ignore, *svc.rebuild))
         )
-        for r in svc.sync
-    )
+
+    rules = []
+    for r in svc.sync:
+        matched = sorted(rel for rel in rels if syncs(r, rel))
+        example = f"{matched[0]} -> {r.destination(matched[0])}" if matched else ""
+        then = r.then if isinstance(r.then, str) else "exec"
+        rules.append(RuleSurvey(r.src, r.dest, then, len(matched), example))
     flt = ContextFilter(svc.context, svc.dockerfile)
     entries = [(rel, st) for rel, st in flt.entries() if not os.path.isdir(svc.context / rel)]
-    synced = {
-        rel for rel in rels for r in svc.sync if glob_match(r.src, rel) and r.destination(rel)
-    }
+    synced = {rel for rel in rels for r in svc.sync if syncs(r, rel)}
     dockerfile = (
         svc.dockerfile.relative_to(svc.context).as_posix()
         if svc.dockerfile.is_relative_to(svc.context)
@@ -185,7 +189,7 @@ def _service(project: Project, svc: Service, watched: dict[str, int]) -> Service
         dockerignore=(svc.context / ".dockerignore").is_file(),
         context_files=len(entries),
         context_bytes=sum(st.st_size for _, st in entries),
-        sync=rules,
+        sync=tuple(rules),
         rebuild_files=len(rebuild),
         rebuild_examples=tuple(rebuild[:5]),
         requires=svc.requires,

@@ -62,6 +62,7 @@ class Watcher:
         self._step_ms, self._max_batch_ms, self._poll_ms = step_ms, max_batch_ms, poll_ms
         self.watch_roots: WatchRoots = watch_roots(project, names, self._rules)
         self._dirs = set(self.watch_roots.dirs)
+        self._gone: set[str] = set()  # watched directories deleted in the batch being made
         self._notify = self._open()
         self.ms = (time.perf_counter() - started) * 1000
 
@@ -145,13 +146,15 @@ class Watcher:
 
     def _batch(self, raw: set[tuple[int, str]], first_seen: float) -> ChangeBatch:
         changes: dict[str, ChangeKind] = {}
+        self._gone = set()
         for _ in range(5):  # new directories found while adding new directories: bounded
             new_dirs = self._absorb(raw, changes)
             if not new_dirs:
                 break
             raw = self._grow(new_dirs, changes)
         return ChangeBatch(
-            tuple(Change(k, Path(p)) for p, k in sorted(changes.items())), first_seen
+            tuple(Change(k, Path(p), p in self._gone) for p, k in sorted(changes.items())),
+            first_seen,
         )
 
     def _absorb(self, raw: set[tuple[int, str]], changes: dict[str, ChangeKind]) -> list[str]:
@@ -159,6 +162,8 @@ class Watcher:
         seen: dict[str, set[int]] = {}
         for code, path in raw:
             seen.setdefault(path, set()).add(code)
+        # before any _forget below drops a deleted directory's subdirectories with it
+        was_dir = {p for p in seen if p in self._dirs}
         new_dirs = []
         for path, codes in seen.items():
             if self._dropped(path):
@@ -173,6 +178,8 @@ class Watcher:
                         new_dirs.append(path)
             elif final is not None:
                 if final == "deleted":
+                    if path in was_dir:
+                        self._gone.add(path)
                     self._forget(path)
                 changes[path] = final
         return new_dirs

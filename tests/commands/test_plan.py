@@ -121,3 +121,38 @@ def test_huge_context_and_inotify_limit_warnings(
         "needs 4 inotify watches, the limit is 3: raise it with "
         "`sudo sysctl fs.inotify.max_user_watches=524288`" in warnings
     )
+
+
+def test_plan_shows_where_a_rule_puts_files_and_leaves_out_rebuild_and_ignore(
+    devloop_project: Make,
+) -> None:
+    """A rule translated from Skaffold (whole path kept) shows where its files land; files a
+    rule ignores or the service rebuilds on are not counted as synced."""
+    config = """
+    name: planned
+    services:
+      web:
+        image: planned/web
+        context: web
+        rebuild: [backend/requirements.txt]
+        sync:
+          - {src: "backend/*.py", dest: /app}
+          - {src: "backend/*.py", dest: /app, strip: ""}
+          - {src: "backend/*", dest: /srv, ignore: ["backend/*.py"]}
+    """
+    proj = devloop_project(
+        {
+            "devloop.yaml": config,
+            "web/Dockerfile": "FROM devloop/busybox\nCOPY backend /app\n",
+            "web/backend/app.py": "",
+            "web/backend/requirements.txt": "",
+        }
+    )
+    result = proj.run("plan")
+    assert result.code == 0, result.err
+    assert "backend/*.py -> /app: 1 file(s) now (e.g. backend/app.py -> /app/app.py)" in (
+        result.out
+    )
+    assert "(e.g. backend/app.py -> /app/backend/app.py)" in result.out
+    assert "backend/* -> /srv: 0 file(s) now" in result.out
+    assert "backend/requirements.txt" in result.out.split("rebuild on a change")[1]

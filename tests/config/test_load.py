@@ -294,6 +294,53 @@ def test_manifest_file_that_does_not_exist(devloop_project: Make) -> None:
     )
 
 
+def test_manifest_globs_name_every_file_they_match(devloop_project: Make) -> None:
+    proj = project(
+        devloop_project,
+        """\
+        name: shop
+        services:
+          web:
+            image: shop/web
+            context: app
+            manifests: ["k8s/*.yaml", "k8s/web.yaml", "extra/**/*.yml"]
+        """,
+        **{
+            "k8s/web.yaml": "kind: ConfigMap\napiVersion: v1\nmetadata: {name: a}\n",
+            "k8s/db.yaml": "kind: ConfigMap\napiVersion: v1\nmetadata: {name: b}\n",
+            "k8s/notes.txt": "not a manifest\n",
+            "extra/deep/c.yml": "kind: ConfigMap\napiVersion: v1\nmetadata: {name: c}\n",
+        },
+    )
+    result = proj.run("render")
+    assert result.code == 0, result.err
+    assert [line for line in result.out.splitlines() if line.startswith("  name:")] == [
+        "  name: a",
+        "  name: b",
+        "  name: c",
+    ]
+
+
+def test_manifest_glob_that_matches_nothing(devloop_project: Make) -> None:
+    proj = project(
+        devloop_project,
+        """\
+        name: shop
+        services:
+          web:
+            image: shop/web
+            context: app
+            manifests: [k8s/web.yaml, "deploy/*.yaml"]
+        """,
+        **{"k8s/web.yaml": "{}\n"},
+    )
+    assert_config_error(
+        proj.run("render"),
+        "devloop.yaml:6:31: services.web.manifests[1]: manifest glob 'deploy/*.yaml' matches no"
+        " file",
+    )
+
+
 def test_unset_variable(devloop_project: Make) -> None:
     proj = project(
         devloop_project,
@@ -680,6 +727,16 @@ def test_mapping_made_only_of_a_merge_key(devloop_project: Make) -> None:
             'sync: [{src: "*", dest: "/app\\nx"}]',
             "6:29: services.web.sync[0].dest: sync dest must not contain a line break or NUL,"
             " got '/app\\nx'",
+        ),
+        (
+            'rebuild: [package.json, "/etc/x"]',
+            "6:14: services.web.rebuild: rebuild must be relative to the build context, got"
+            " '/etc/x'",
+        ),
+        (
+            'sync: [{src: "*", dest: /app, ignore: ["../x"]}]',
+            "6:43: services.web.sync[0].ignore: sync ignore must stay inside the build context"
+            " (no '..'), got '../x'",
         ),
         (
             'ports: ["8080:80", "8080:81"]',

@@ -392,3 +392,102 @@ def test_replan_after_config_change(
     (tmp_path / "devloop.yaml").write_text(base.replace(*edit))
     new = config.load(tmp_path)
     assert summary(replan(old, new, ("web", "worker"))) == expected
+
+
+def _dir_plan(project: Project, selected: tuple[str, ...], changes: list[Change]) -> set[str]:
+    return summary(plan(project, selected, changes, PathRules(project, selected)))
+
+
+def test_a_deleted_folder_of_synced_files_is_deleted_in_the_container(project: Project) -> None:
+    """A renamed or removed folder under a sync rule: the watcher reports the folder itself
+    gone (and maybe its files); no rule matches the folder's own path, yet no image is needed."""
+    web = project.root / "web"
+    renamed = [
+        Change("deleted", web / "app/pkg", directory=True),
+        Change("added", web / "app/pkg2/m.py"),
+        Change("added", web / "app/pkg2/sub/n.py"),
+    ]
+    assert _dir_plan(project, WEB, renamed) == {
+        "web delete app/pkg -> /app/app/pkg",
+        "web copy app/pkg2/m.py -> /app/app/pkg2/m.py",
+        "web copy app/pkg2/sub/n.py -> /app/app/pkg2/sub/n.py",
+    }
+    removed = [Change("deleted", web / "static/img", directory=True)]
+    assert _dir_plan(project, WEB, removed) == {"web delete static/img -> /srv/static/img"}
+    # both sharers of the context delete it, each at its own destination
+    assert _dir_plan(project, ("web", "worker"), renamed[:1]) == {
+        "web delete app/pkg -> /app/app/pkg",
+        "worker delete app/pkg -> /srv/app/pkg",
+    }
+
+
+def test_a_deleted_folder_no_sync_rule_reaches_still_rebuilds(project: Project) -> None:
+    web = project.root / "web"
+    assert _dir_plan(project, WEB, [Change("deleted", web / "lib", directory=True)]) == {
+        "web rebuild"
+    }
+    # a file of the folder outside the rules (the inotify watcher reports them) rebuilds
+    changes = [
+        Change("deleted", web / "app/pkg", directory=True),
+        Change("deleted", web / "app/pkg/data.json"),
+    ]
+    assert "web rebuild" in _dir_plan(project, WEB, changes)
+
+
+def test_a_manifest_the_dockerfile_copies_rebuilds_and_redeploys(tmp_path: Path) -> None:
+    """`context: .` with `COPY . .`: the manifest is an image input, its edit changes the tag
+    `render` names, so dev must build that tag, not redeploy the old one."""
+    from devloop.build.inputs import InputSet
+
+    (tmp_path / "devloop.yaml").write_text(
+        "name: s\nservices:\n  web:\n    image: s/web\n    manifests: [k8s/web.yaml]\n"
+    )
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY . /app\n")
+    (tmp_path / "k8s").mkdir()
+    (tmp_path / "k8s/web.yaml").write_text("{}\n")
+    project = config.load(tmp_path)
+    edit = [Change("modified", tmp_path / "k8s/web.yaml")]
+    rules = PathRules(project, WEB)
+    copied = plan(project, WEB, edit, rules, {"web": InputSet((".",))})
+    assert summary(copied) == {"web rebuild", "web redeploy"}
+    assert copied.services[0].rebuild is not None
+    assert copied.services[0].rebuild.paths == ("k8s/web.yaml",)
+    not_copied = plan(project, WEB, edit, rules, {"web": InputSet(("app",))})
+    assert summary(not_copied) == {"web redeploy"}
+
+
+def test_rebuild_paths_and_sync_ignores_take_files_out_of_a_sync_glob(tmp_path: Path) -> None:
+    """compose's `action: rebuild` on package.json inside a synced folder: a `rebuild:` glob of
+    the service, or an `ignore:` glob of the rule (then the file counts as it would without the
+    rule: an image input rebuilds)."""
+    (tmp_path / "devloop.yaml").write_text(
+        """\
+name: s
+services:
+  web:
+    image: s/web
+    rebuild: [web/package.json]
+    sync: [{src: "web/**", dest: /app, ignore: ["web/package-lock.json", "web/**/*.log"]}]
+"""
+    )
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY web /app\n")
+    project = config.load(tmp_path)
+
+    def decide(rel: str) -> set[str]:
+        return summary(
+            plan(project, WEB, [Change("modified", tmp_path / rel)], PathRules(project, WEB))
+        )
+
+    assert decide("web/src/main.js") == {"web copy web/src/main.js -> /app/src/main.js"}
+    assert decide("web/package.json") == {"web rebuild"}
+    assert decide("web/package-lock.json") == {"web rebuild"}
+    assert decide("web/logs/x.log") == {"web rebuild"}
+    gone = [Change("deleted", tmp_path / "web/src", directory=True)]
+    assert summary(plan(project, WEB, gone, PathRules(project, WEB))) == {
+        "web delete web/src -> /app/src"
+    }
+    ignored_dir = [Change("deleted", tmp_path / "web/package-lock.json", directory=True)]
+    assert summary(plan(project, WEB, ignored_dir, PathRules(project, WEB))) == {"web rebuild"}
+    rule = project.services["web"].sync[0]
+    assert rule.ignore == ("web/package-lock.json", "web/**/*.log")
+    assert project.services["web"].rebuild == ("web/package.json",)

@@ -445,3 +445,117 @@ def test_includes_stay_inside_the_project(devloop_project: Make, tmp_path: Path)
         with_template(devloop_project, template).run("render"),
         "k8s/app.yaml.j2: template '../outside.j2' not found",
     )
+
+
+LEEROY = """\
+    name: leeroy
+    services:
+      web:
+        image: leeroy-web
+        context: web
+        manifests: ["k8s/w*.yaml"]
+      app:
+        image: leeroy-app
+        context: app
+        manifests: [k8s/app.yaml]
+    profiles:
+      pushed: {registry: "localhost:5000"}
+    """
+LEEROY_WEB = """\
+    apiVersion: apps/v1
+    kind: Deployment
+    metadata: {name: leeroy-web}
+    spec:
+      selector: {matchLabels: {app: leeroy-web}}
+      template:
+        metadata: {labels: {app: leeroy-web}}
+        spec:
+          initContainers: [{name: wait, image: "leeroy-app:latest"}]
+          containers:
+            - {name: web, image: leeroy-web}
+            - {name: cache, image: "redis:7"}
+    ---
+    apiVersion: batch/v1
+    kind: CronJob
+    metadata: {name: leeroy-report}
+    spec:
+      schedule: "@daily"
+      jobTemplate:
+        spec:
+          template:
+            spec:
+              restartPolicy: Never
+              containers: [{name: report, image: "leeroy-web@sha256:%s"}]
+    ---
+    apiVersion: argoproj.io/v1alpha1
+    kind: Rollout
+    metadata: {name: leeroy-canary}
+    spec:
+      template:
+        spec:
+          containers: [{name: web, image: leeroy-web}]
+    """ % ("0" * 64)
+LEEROY_APP = """\
+    apiVersion: v1
+    kind: Pod
+    metadata: {name: leeroy-app}
+    spec:
+      containers: [{name: app, image: leeroy-app}]
+      ephemeralContainers: [{name: debug, image: "leeroy-web:v1"}]
+    """
+
+
+def _images(obj: dict[str, Any]) -> list[str]:
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            found.extend(v for k, v in node.items() if k == "image" and isinstance(v, str))
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(obj)
+    return found
+
+
+@pytest.mark.parametrize("profile", [None, "pushed"])
+def test_existing_manifests_get_the_built_tag_of_every_image_they_name(
+    devloop_project: Make, profile: str | None
+) -> None:
+    proj = devloop_project(
+        {
+            "devloop.yaml": LEEROY,
+            "web/Dockerfile": DOCKERFILE,
+            "app/Dockerfile": DOCKERFILE,
+            "k8s/web.yaml": LEEROY_WEB,
+            "k8s/app.yaml": LEEROY_APP,
+        }
+    )
+    args = ("-p", profile) if profile else ()
+    result = proj.run("render", *args)
+    objs = {o["metadata"]["name"]: o for o in objects(result)}
+    prefix = "localhost:5000/" if profile else ""
+    web = _images(objs["leeroy-web"])
+    web_ref = next(i for i in web if i.startswith(f"{prefix}leeroy-web:"))
+    app_ref = next(i for i in _images(objs["leeroy-app"]) if i.startswith(f"{prefix}leeroy-app:"))
+    assert len(web_ref) == len(f"{prefix}leeroy-web:") + 16
+    assert web == [app_ref, web_ref, "redis:7"]  # init container, container, untouched
+    assert _images(objs["leeroy-report"]) == [web_ref]
+    assert _images(objs["leeroy-canary"]) == [web_ref]
+    assert _images(objs["leeroy-app"]) == [app_ref, web_ref]
+    # render says what it replaced, above the object
+    assert (
+        "# devloop replaced image references with the built tag:\n"
+        f"#   spec.template.spec.initContainers[0].image: leeroy-app:latest -> {app_ref}\n"
+        f"#   spec.template.spec.containers[0].image: leeroy-web -> {web_ref}\n"
+        "apiVersion: apps/v1\n"
+    ) in result.out
+    assert f"#   spec.ephemeralContainers[0].image: leeroy-web:v1 -> {web_ref}\n" in result.out
+
+
+def test_manifests_that_already_name_the_built_tag_are_left_alone(devloop_project: Make) -> None:
+    proj = devloop_project({"devloop.yaml": ARCHETYPES, "app/Dockerfile": DOCKERFILE})
+    assert "# devloop replaced" not in proj.run("render").out

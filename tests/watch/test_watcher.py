@@ -4,6 +4,7 @@ out."""
 from __future__ import annotations
 
 import queue
+import shutil
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -306,6 +307,31 @@ def test_deleted_directory_is_forgotten(project: Project, running: Running) -> N
     _, seen = running.collect({"web/app/lib"}, root)
     assert seen["web/app/lib"] == "deleted"
     assert running.watcher.watches == 6
+
+
+def test_deleted_directories_are_marked_as_directories(project: Project, running: Running) -> None:
+    """A renamed or removed folder: the planner deletes a folder in the container only when the
+    watcher says the deleted path was one, nested folders included (whatever order the notifier
+    reports them in)."""
+    root = project.root
+    for trial in range(5):
+        (root / f"web/app/pkg{trial}/sub/deeper").mkdir(parents=True)
+        (root / f"web/app/pkg{trial}/sub/deeper/m.py").write_text("")
+        running.collect({f"web/app/pkg{trial}/sub/deeper/m.py"}, root)
+        (root / f"web/app/pkg{trial}").rename(root / f"web/app/moved{trial}")
+        got, _ = running.collect({f"web/app/pkg{trial}"}, root)
+        gone = {c.path.relative_to(root).as_posix(): c.directory for b in got for c in b}
+        assert gone[f"web/app/pkg{trial}"] is True
+        shutil.rmtree(root / f"web/app/moved{trial}")
+        top, file = f"web/app/moved{trial}", f"web/app/moved{trial}/sub/deeper/m.py"
+        got, _ = running.collect({top, file}, root)
+        got += running.quiet(0.3)
+        marked = {c.path.relative_to(root).as_posix(): c.directory for b in got for c in b}
+        # the folders below may be reported too (watchfiles does): marked as folders as well
+        assert {p: d for p, d in marked.items() if p != file} == {
+            p: True for p in marked if p != file
+        }
+        assert top in marked and marked[file] is False
 
 
 def test_stop_ends_iteration_promptly(project: Project, kind: str) -> None:

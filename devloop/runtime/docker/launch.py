@@ -122,14 +122,19 @@ class Launcher:
         image: Image,
         name: str,
         before_start: Callable[[], None] | None = None,
+        rename_to: str | None = None,
     ) -> str:
         """Create and start the container as `name`; `before_start` runs in between (to free a host
-        port)."""
+        port), then the container takes the name `rename_to` (freed by `before_start`) before it
+        starts: a container that crashes at once cannot be renamed (its sandbox is gone)."""
         while True:
             cid, supervised = self.create(spec, image, name)
             if before_start is not None:
                 before_start()
                 before_start = None
+            if rename_to is not None:
+                self.rename(cid, rename_to)
+                name, rename_to = rename_to, None
             try:
                 self._api.start(cid)
                 return cid
@@ -145,6 +150,15 @@ class Launcher:
                 # then use Docker's restart API)
                 with self._lock:
                     self._no_shell.add(image.id)
+
+    def rename(self, cid: str, name: str) -> None:
+        try:
+            self._api.rename(cid, name)
+        except (docker.errors.APIError, requests.RequestException) as exc:
+            self.remove(cid)
+            raise DeployError(
+                f"renaming the new container {cid[:12]} to {name} failed: {_explain(exc)}"
+            ) from exc
 
     def remove(self, cid: str) -> None:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -108,17 +109,17 @@ class ReadyWaiter:
         if info["State"]["StartedAt"] != t.started:  # a new start: timing begins again
             t.started, t.seen, t.failing_since = info["State"]["StartedAt"], now, None
             t.next_probe = now + float((probe or {}).get("initialDelaySeconds") or 0)
+        ip = ((info["NetworkSettings"].get("Networks") or {}).get(self._network) or {}).get(
+            "IPAddress"
+        ) or None
         if not probe:
             started = engine_time(t.started) or 0.0
             t.state = "is starting"
-            return max(time.time() - started, now - t.seen) >= STABLE
+            return max(time.time() - started, now - t.seen) >= STABLE and self._listening(t, ip)
         if now < t.next_probe:
             return False
         period = float(probe.get("periodSeconds") or 10)
         t.next_probe = now + min(period, MAX_PERIOD)
-        ip = ((info["NetworkSettings"].get("Networks") or {}).get(self._network) or {}).get(
-            "IPAddress"
-        ) or None
         result = run_probe(probe, t.spec, ip, self._run(info["Id"]))
         if result.ok:
             return True
@@ -131,10 +132,30 @@ class ReadyWaiter:
             raise self._failure(t, t.state)
         return False
 
+    def _listening(self, t: _Track, ip: str | None) -> bool:
+        """Without a readiness probe, a container that publishes ports is ready once its process
+        accepts connections on them (as compose's --wait does with a healthcheck). Asked at the
+        container's address: the engine's proxy on 127.0.0.1 accepts before the app listens."""
+        for p in t.spec.publish:
+            if ip is None:
+                return True  # no address to ask (not on the network): running has to do
+            try:
+                with socket.create_connection((ip, p.container), timeout=1.0):
+                    continue
+            except ConnectionRefusedError:
+                t.state = (
+                    f"runs, but nothing listens on its port {p.container} yet (published as "
+                    f"127.0.0.1:{p.local})"
+                )
+                return False
+            except OSError:
+                return True  # this host cannot reach the bridge network (rootless, a VM)
+        return True
+
     def _failure(self, t: _Track, what: str, pending: int = 1) -> DeployError:
         others = f" ({pending - 1} more container(s) not ready)" if pending > 1 else ""
         text = f"service '{t.spec.service}' is not ready: container {t.spec.name} {what}{others}"
-        return DeployError(text + self._logs(t.cid))
+        return DeployError(text + self._logs(t.cid), service=t.spec.service)
 
     def _logs(self, cid: str | None) -> str:
         if cid is None:

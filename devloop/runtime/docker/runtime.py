@@ -3,7 +3,6 @@ project."""
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -112,22 +111,34 @@ class DockerRuntime:
             self._launcher.launch(spec, image, spec.name)
             return
         old = list(existing)
-        # Only one container can bind a host port: a service's first replica is replaced
-        # remove-first (a short gap); all others keep serving until their replacement runs.
-        cid = self._launcher.launch(
-            spec,
-            image,
-            f"{spec.name}-{want[:8]}-next",
-            before_start=(lambda: self._remove(old)) if spec.publish else None,
-        )
-        if not spec.publish:
-            self._remove(old)
-        try:
-            self._api.rename(cid, spec.name)
-        except docker.errors.APIError as exc:
-            raise DeployError(
-                f"renaming the new container to {spec.name} failed: {exc.explanation or exc}"
-            ) from exc
+        if spec.publish:
+            # Only one container can bind a host port: a service's first replica is replaced
+            # remove-first (a short gap), the new one made before and named after the removal
+            self._launcher.launch(
+                spec,
+                image,
+                f"{spec.name}-{want[:8]}-next",
+                before_start=lambda: self._remove(old),
+                rename_to=spec.name,
+            )
+            return
+        # all others keep serving, under another name, until their replacement runs
+        self._step_aside(spec.name, old, want[:8])
+        self._launcher.launch(spec, image, spec.name)
+        self._remove(old)
+
+    def _step_aside(self, name: str, old: list[Summary], short: str) -> None:
+        """Free `name` for the replacement: rename the container holding it, or remove it when it
+        cannot be renamed (restarting in a crash loop: its sandbox is gone, it serves nothing)."""
+        for c in old:
+            if f"/{name}" not in c["Names"]:
+                continue
+            try:
+                self._api.rename(c["Id"], f"{name}-{short}-old")
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError:
+                self._remove([c])
 
     def _remove(self, containers: list[Summary]) -> None:
         for c in containers:
@@ -296,15 +307,25 @@ class DockerRuntime:
         recreate."""
         self.close()
         labels = project_filter(self.project.name)
+        networks = self._api.networks(filters={"label": labels})
         removed = 0
-        for net in self._api.networks(filters={"label": labels}):
+        for net in networks:
             for cid in self._api.inspect_network(net["Id"]).get("Containers") or {}:
-                with contextlib.suppress(docker.errors.NotFound):
+                try:
                     self._api.disconnect_container_from_network(cid, net["Id"], force=True)
+                except docker.errors.NotFound:
+                    pass
+                except docker.errors.APIError:
+                    # restarting (a crash loop): listed on the network yet not connected, so it
+                    # cannot be disconnected; it goes now, before the network
+                    self._remove([{"Id": cid}])
+                    removed += 1
             removed += self._remove_network_if_unused(net["Name"])
         with self._lock:
             containers = self._list(*labels, all=True)
             self._remove(containers)
+        for net in networks:  # one a container held a moment ago
+            removed += self._remove_network_if_unused(net["Name"])
         return removed + len(containers)
 
     def _remove_network_if_unused(self, name: str) -> bool:
