@@ -40,6 +40,7 @@ SERVICE = """\
       - src: "site/**"
         dest: /www
 """
+WRITTEN_BY_CMD = {"started.txt", "message.txt"}
 
 
 def local_tree(site: Path) -> dict[str, str]:
@@ -96,7 +97,8 @@ def mutate(rng: random.Random, site: Path, counts: dict[str, int]) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=10)
-    ap.add_argument("--faults", default="rm,kill", help="comma list of: rm, kill")
+    ap.add_argument("--faults", default="rm,kill,stop", help="comma list of: rm, kill, stop")
+    ap.add_argument("--fault-rate", type=float, default=0.2, help="chance of a fault per round")
     ap.add_argument("--seed", type=int, default=13)
     args = ap.parse_args()
     rng = random.Random(args.seed)
@@ -115,7 +117,15 @@ def main() -> int:
         (root / svc / "site" / "sub" / "a.txt").write_text("a\n")
         cfg.append(SERVICE.format(svc=svc, name=name, port=free_port()))
     (root / "devloop.yaml").write_text(CONFIG.format(name=name, services="".join(cfg)))
-    counts = {"edits": 0, "faults": 0, "rounds": 0, "compared": 0, "lost": 0, "stale": 0}
+    counts = {
+        "edits": 0,
+        "faults": 0,
+        "rounds": 0,
+        "compared": 0,
+        "lost": 0,
+        "stale": 0,
+        "extra": 0,
+    }
     faults = [f for f in args.faults.split(",") if f]
     dev = DevProcess(root)
     started = time.monotonic()
@@ -126,16 +136,26 @@ def main() -> int:
             for _ in range(rng.randint(1, 30)):
                 mutate(rng, root / rng.choice(services) / "site", counts)
                 time.sleep(rng.random() * 0.05)
-            if faults and rng.random() < 0.2:
+            if faults and rng.random() < args.fault_rate:
                 svc = rng.choice(services)
                 label = [f"app.kubernetes.io/part-of={name}", f"devloop.dev/service={svc}"]
                 for c in client.containers.list(filters={"label": label}):
-                    if rng.choice(faults) == "kill":
-                        c.kill()
+                    fault = rng.choice(faults)
+                    if fault == "kill":
+                        c.kill()  # Exited (137): the engine's restart policy leaves it so
+                    elif fault == "stop":
+                        c.stop(timeout=2)
                     else:
                         c.remove(force=True)
                     counts["faults"] += 1
+                    counts[fault] = counts.get(fault, 0) + 1
             time.sleep(8)  # the quiet period
+            # a container that was stopped comes back after a backoff (up to 15 s)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and any(
+                container_tree(client, name, svc) is None for svc in services
+            ):
+                time.sleep(0.5)
             counts["rounds"] += 1
             for svc in services:
                 want = local_tree(root / svc / "site")
@@ -143,10 +163,17 @@ def main() -> int:
                 counts["compared"] += len(want)
                 lost = [p for p in want if p not in have]
                 stale = [p for p in want if p in have and have[p] != want[p]]
+                # deleted locally, still in the container (the image's CMD writes two files)
+                extra = [p for p in have if p not in want and p not in WRITTEN_BY_CMD]
                 counts["lost"] += len(lost)
                 counts["stale"] += len(stale)
-                if lost or stale:
-                    print(f"round {counts['rounds']} {svc}: lost {lost[:5]} stale {stale[:5]}")
+                counts["extra"] += len(extra)
+                if lost or stale or extra:
+                    print(
+                        f"round {counts['rounds']} {svc}: lost {lost[:5]} stale {stale[:5]} "
+                        f"extra {extra[:5]}",
+                        flush=True,
+                    )
     finally:
         code = dev.interrupt(120)
         shutil.rmtree(root, ignore_errors=True)
@@ -155,7 +182,7 @@ def main() -> int:
         f"soak {minutes:.1f} min, devloop exit {code}: "
         + ", ".join(f"{k} {v}" for k, v in counts.items())
     )
-    return 1 if counts["lost"] or counts["stale"] else 0
+    return 1 if counts["lost"] or counts["stale"] or counts["extra"] else 0
 
 
 if __name__ == "__main__":

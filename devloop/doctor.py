@@ -32,6 +32,14 @@ from devloop.watch.roots import watch_roots
 
 Status = Literal["ok", "fail", "warn", "skip"]
 PROBE = "command -v sh && command -v tar && command -v dd"
+# Run as the image's user: the directories under each sync dest (or the nearest existing
+# parent) it cannot write into, where a sync would fail ("can't remove old file").
+WRITABLE = r"""id -u
+for d in "$@"; do
+  p=$d
+  while [ ! -e "$p" ]; do p=${p%/*}; p=${p:-/}; done
+  find "$p" -xdev -type d 2>/dev/null | while IFS= read -r x; do [ -w "$x" ] || echo "$x"; done
+done"""
 TIMEOUT = 10.0
 # fixes speak of the user's machine, never of devloop's own Makefile or CI scripts
 START_ENGINE = (
@@ -181,10 +189,13 @@ def images(project: Project, client: docker.DockerClient) -> Iterator[Check]:
                 f"image {svc.name}", "skip", "no sync rules: every change rebuilds, no tools needed"
             )
             continue
-        yield _image(project, svc, client)
+        check, ref = _image(project, svc, client)
+        yield check
+        if check.status == "ok" and ref:
+            yield _writable(project, svc, client, ref)
 
 
-def _image(project: Project, svc: Service, client: docker.DockerClient) -> Check:
+def _image(project: Project, svc: Service, client: docker.DockerClient) -> tuple[Check, str | None]:
     name = f"image {svc.name}"
     try:
         ref = Builder(project, client, _quiet, push=False).build([svc.name])[svc.name].ref
@@ -194,9 +205,9 @@ def _image(project: Project, svc: Service, client: docker.DockerClient) -> Check
             "fail",
             f"cannot build it to look inside: {_short(exc)}",
             f"fix the build first: `devloop build {svc.name}`",
-        )
+        ), None
     try:
-        code, out = _probe(client, ref, project, svc)
+        code, out = _probe(client, ref, project, svc, ["sh", "-c", PROBE], "0")
     except docker.errors.DockerException as exc:
         code, out = -1, _short(exc)
     if code != 0:
@@ -206,21 +217,50 @@ def _image(project: Project, svc: Service, client: docker.DockerClient) -> Check
             f"{ref} lacks sh, tar or dd for the sync agent: {out or f'exit {code}'}",
             "base the image on one with a shell, tar and dd (busybox has all three); "
             "without them every change rebuilds instead of syncing",
-        )
+        ), None
     tools = " ".join(line.strip() for line in out.splitlines() if line.strip())
-    return Check(name, "ok", f"{ref} has {tools}")
+    return Check(name, "ok", f"{ref} has {tools}"), ref
+
+
+def _writable(project: Project, svc: Service, client: docker.DockerClient, ref: str) -> Check:
+    """The sync destinations are writable by the user the image runs as (a manifest's
+    securityContext can still choose another)."""
+    name = f"sync dest {svc.name}"
+    dests = sorted({r.dest for r in svc.sync})
+    try:
+        code, out = _probe(client, ref, project, svc, ["sh", "-c", WRITABLE, "sh", *dests], None)
+    except docker.errors.DockerException as exc:
+        return Check(name, "warn", f"could not look: {_short(exc)}")
+    uid, *denied = [line for line in out.splitlines() if line.strip()] or ["?"]
+    if code != 0:
+        return Check(name, "warn", f"could not look: exit {code}: {out.strip()[-300:]}")
+    if denied:
+        shown = ", ".join(denied[:3]) + (f" and {len(denied) - 3} more" if len(denied) > 3 else "")
+        return Check(
+            name,
+            "fail",
+            f"user {uid} of {ref} cannot write into {shown}: syncs there fail",
+            "give the directories to the image's user in the Dockerfile "
+            "(`COPY --chown=<user> ...` or `RUN chown -R <user> <dest>`), or sync elsewhere",
+        )
+    return Check(name, "ok", f"user {uid} of {ref} can write into {', '.join(dests)}")
 
 
 def _probe(
-    client: docker.DockerClient, ref: str, project: Project, svc: Service
+    client: docker.DockerClient,
+    ref: str,
+    project: Project,
+    svc: Service,
+    argv: list[str],
+    user: str | None,
 ) -> tuple[int, str]:
-    """Run PROBE in a throwaway container of `ref`: exit code and output. The container always
-    goes."""
+    """Run `argv` in a throwaway container of `ref` as `user` (None: the image's): exit code and
+    output. The container always goes."""
     container = client.containers.create(
         ref,
-        entrypoint=["sh", "-c"],
-        command=[PROBE],
-        user="0",
+        entrypoint=argv[:1],
+        command=argv[1:],
+        user=user or "",
         name=f"devloop-doctor-{svc.name}-{uuid.uuid4().hex[:6]}",
         labels={**project_labels(project.name), "devloop.dev/doctor": "true"},
     )

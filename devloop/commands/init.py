@@ -23,6 +23,7 @@ from devloop.files.dockerignore import ContextFilter
 from devloop.files.ignore import ALWAYS_IGNORED
 from devloop.infer import dockerfile
 from devloop.infer import rules as infer
+from devloop.infer.copies import NOT_FOUND
 from devloop.model.project import CONFIG_NAME
 from devloop.render.templates import builtin_templates
 
@@ -43,9 +44,12 @@ class Found:
     inference: infer.Inference
     local_ports: tuple[int, ...]
     requires: tuple[str, ...] = ()
+    base_only: bool = False  # other services build FROM it and it exposes nothing
 
     @property
     def archetype(self) -> str:
+        if self.base_only:
+            return "image"
         return "web" if self.inference.ports else "worker"
 
 
@@ -64,7 +68,7 @@ def run(
         directory / CONFIG_NAME: config_text(_project_name(directory), found, directory, manifests)
     }
     if manifests:
-        for f in found:
+        for f in (f for f in found if not f.base_only):
             template = (builtin_templates() / f"{f.archetype}.yaml.j2").read_text(encoding="utf-8")
             files[directory / MANIFEST_DIR / f"{f.name}.yaml.j2"] = template
     existing = [p for p in files if p.exists()]
@@ -101,14 +105,34 @@ def discover(directory: Path, target: str | None = None) -> list[Found]:
     out = []
     for path, df in parsed:
         stage = target if target and df.find(target) else None
-        inference = infer.infer(df, path.parent, stage)
+        context, inference = _context(directory, path, df, stage)
         name = _unique(_service_name(directory, path), names)
         ports = tuple(_free_port(p, used_ports) for p in inference.ports)
-        out.append(Found(name, path, path.parent, stage, inference, ports))
-    return [
+        out.append(Found(name, path, context, stage, inference, ports))
+    found = [
         replace(f, requires=_requires(df, f.name, names))
         for f, (_, df) in zip(out, parsed, strict=True)
     ]
+    required = {r for f in found for r in f.requires}
+    return [replace(f, base_only=f.name in required and not f.inference.ports) for f in found]
+
+
+def _context(
+    root: Path, path: Path, df: dockerfile.Dockerfile, stage: str | None
+) -> tuple[Path, infer.Inference]:
+    """The build context for `path`: its own folder, or the nearest folder above it (up to
+    `root`) where more of its COPY sources exist (`deploy/web.dockerfile` copying `app/`)."""
+    best: tuple[int, Path, infer.Inference] | None = None
+    folder = path.parent
+    while True:
+        inference = infer.infer(df, folder, stage)
+        missing = sum(1 for s in inference.skipped if s.reason == NOT_FOUND)
+        if best is None or missing < best[0]:
+            best = (missing, folder, inference)
+        if missing == 0 or folder == root or root not in folder.parents:
+            break
+        folder = folder.parent
+    return best[1], best[2]
 
 
 def _requires(df: dockerfile.Dockerfile, own: str, names: set[str]) -> tuple[str, ...]:
@@ -159,10 +183,15 @@ def config_text(project: str, found: list[Found], root: Path, manifests: bool) -
 def _service_lines(f: Found, root: Path, project: str, manifests: bool) -> list[str]:
     context = f.context.relative_to(root).as_posix()
     lines = [f"  {f.name}:", f"    image: {project}/{f.name}", f"    context: {_q(context)}"]
-    if f.dockerfile.name != "Dockerfile":
-        lines.append(f"    dockerfile: {_q(f.dockerfile.name)}")
+    dockerfile_path = f.dockerfile.relative_to(f.context).as_posix()
+    if dockerfile_path != "Dockerfile":
+        lines.append(f"    dockerfile: {_q(dockerfile_path)}")
     if f.target:
         lines.append(f"    target: {_q(f.target)}")
+    if f.base_only:
+        # nothing runs it, so nothing syncs into it: a change it copies rebuilds it and the
+        # services built FROM it
+        return [*lines, "    archetype: image  # built for others to start FROM, not deployed"]
     if manifests:
         lines.append(f"    manifests: [{_q(f'{MANIFEST_DIR}/{f.name}.yaml.j2')}]")
     else:
@@ -195,6 +224,17 @@ def _explain(f: Found, root: Path, out: TextIO) -> None:
         + (f", ports {', '.join(map(str, f.inference.ports))}" if f.inference.ports else "")
         + "\n"
     )
+    if f.context != f.dockerfile.parent:
+        out.write(
+            f"  {f.name}: build context {f.context.relative_to(root).as_posix() or '.'}: "
+            f"its COPY sources are there, not in {f.dockerfile.parent.relative_to(root).as_posix()}"
+            "/\n"
+        )
+    if f.base_only:
+        out.write(
+            f"  {f.name}: not deployed (archetype image): other services start FROM it "
+            "and it exposes no port\n"
+        )
     for dep in f.requires:
         out.write(
             f"  {f.name}: requires {dep}: it starts FROM "
@@ -220,12 +260,19 @@ def _project_name(directory: Path) -> str:
     return _slug(directory.resolve().name) or "app"
 
 
+# folders that only hold Dockerfiles: `docker/api.Dockerfile` is service `api`
+_DOCKERFILE_DIRS = {"docker", "dockerfiles", "deploy", "containers", "build", "ci", ".docker"}
+
+
 def _service_name(root: Path, path: Path) -> str:
     base = path.parent.name if path.parent != root else root.resolve().name
     stem = path.name
     for part in ("Dockerfile", "Containerfile", "dockerfile"):
         stem = stem.replace(part, "")
-    return _slug(f"{base}-{stem.strip('.')}") or "app"
+    stem = stem.strip(".")
+    if stem and path.parent != root and path.parent.name.lower() in _DOCKERFILE_DIRS:
+        return _slug(stem) or "app"
+    return _slug(f"{base}-{stem}") or "app"
 
 
 def _unique(name: str, taken: set[str]) -> str:

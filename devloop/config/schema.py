@@ -146,7 +146,9 @@ class ServiceSpec(_Strict):
         "a service's image ('image: web', 'web:latest') gets the built tag",
     )
     archetype: str | None = Field(
-        default=None, description="built-in manifest archetype: web or worker"
+        default=None,
+        description="built-in manifest archetype: web, worker, or image (built for other "
+        "services to start FROM, not deployed)",
     )
     values: dict[str, Any] = Field(
         default_factory=dict, description="template values for this service"

@@ -40,6 +40,7 @@ _ARCHIVES = (
     ".xz",
 )
 Kind = Literal["dir", "file", "glob"]
+NOT_FOUND = "not found in the build context"
 
 
 @dataclass(frozen=True)
@@ -210,9 +211,15 @@ class _Follower:
             found = self._source(walk, stage, ins, ca.flags, src, target, into_dir)
             walk.origins.extend(replace(o, notes=o.notes + notes) for o in found)
             for o in found:
-                if o.kind == "file" and consumer is not None and "from" not in ca.flags:
+                if consumer is None or "from" in ca.flags:
+                    continue
+                if o.kind == "file":
                     walk.inputs.setdefault(
                         o.src, f"a build input: RUN at line {consumer.line} follows its COPY"
+                    )
+                elif _reads(consumer, dest, target):
+                    walk.inputs.setdefault(
+                        o.src, f"a build input: RUN at line {consumer.line} reads what it copied"
                     )
                 if o.kind != "file":
                     st.dirs.add(target)
@@ -259,7 +266,7 @@ class _Follower:
         if path.is_file():
             dest = posixpath.join(target, posixpath.basename(rel)) if into_dir else target
             return [Origin(rel, "file", dest, ins, stage)]
-        walk.skipped.append(Skipped(src, "not found in the build context", ins, stage))
+        walk.skipped.append(Skipped(src, NOT_FOUND, ins, stage))
         return []
 
     def _from_stage(
@@ -337,6 +344,31 @@ def _consumer(rest: tuple[Instruction, ...]) -> Instruction | None:
         if ins.cmd not in ("COPY", "ADD", "ENV", "ARG", "WORKDIR"):
             return None
     return None
+
+
+_NOT_READING = ("chown", "chmod", "chgrp", "ls", "mkdir", "touch", "true", "echo")
+
+
+def _reads(run: Instruction, dest: str, target: str) -> bool:
+    """Whether RUN `run` names the directory a COPY wrote (`dest` as written, or `target`):
+    `COPY wheels/ /tmp/wheels/` then `RUN pip install /tmp/wheels/*`; `COPY . .` then
+    `RUN go build .`. A RUN that only changes owners or modes does not count."""
+    words = [w for w in re.split(r"[\s;&|<>()=\"']+", run.args) if w]
+    if not words or posixpath.basename(words[0]) in _NOT_READING:
+        return False
+    names = {target.rstrip("/") or "/"}
+    written = posixpath.normpath(dest) if dest.strip() else "."
+    names.add(written)
+    if written == ".":
+        names.add("./")
+    for word in words:
+        for name in names:
+            bare = word.removeprefix("./") if name != "." and word != "./" else word
+            if word == name or bare == name or bare.startswith(name.rstrip("/") + "/"):
+                return True
+            if name in (".", "./") and word in (".", "./", "./..."):
+                return True
+    return False
 
 
 def _ports(args: str, scope: Mapping[str, str]) -> list[int]:

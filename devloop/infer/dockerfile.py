@@ -161,12 +161,14 @@ def _instructions(lines: list[str], escape: str) -> Iterator[Instruction]:
     """Logical instructions: comments dropped, continuations joined, heredoc bodies skipped."""
     i = 0
     while i < len(lines):
-        start, parts = i, list[str]()
+        start, parts = -1, list[str]()
         while i < len(lines):
             raw = lines[i]
             i += 1
             if raw.strip().startswith("#") or (parts and not raw.strip()):
                 continue  # comments and blank lines may sit inside a continuation
+            if start < 0 and raw.strip():
+                start = i - 1  # the line the instruction starts on, not a comment above it
             stripped = raw.rstrip()
             if stripped.endswith(escape):
                 parts.append(stripped[:-1])

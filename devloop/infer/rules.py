@@ -96,7 +96,7 @@ def infer(
     """The sync rules for the image `df` builds from `context` (stage `target`, or the last)."""
     stage = df.stage(target)
     walk = follow(df, context, stage, build_args or {})
-    restart = _restart_reason(walk.state.command)
+    restart = _restart_reason(walk.state.command, walk.state.env)
     inputs = _Inputs(context, walk.inputs)
     rules: dict[tuple[str, str], Rule] = {}
     skipped = list(walk.skipped)
@@ -162,6 +162,11 @@ class _Inputs:
 
 
 def _to_rules(o: Origin, inputs: _Inputs, then: str) -> tuple[list[Rule], list[Skipped]]:
+    consumed = _consumed(o.src, inputs)
+    if consumed is not None and o.kind != "file":
+        return [], [Skipped(o.src, inputs.reasons[consumed], o.ins, o.stage)]
+    if o.kind == "file" and consumed is not None and consumed != o.src:
+        return [], [Skipped(o.src, inputs.reasons[consumed], o.ins, o.stage)]
     if o.kind == "file":
         if o.src in inputs.reasons:
             return [], [Skipped(o.src, inputs.reasons[o.src], o.ins, o.stage)]
@@ -177,6 +182,18 @@ def _to_rules(o: Origin, inputs: _Inputs, then: str) -> tuple[list[Rule], list[S
         return [Rule(_tree(o.src), o.dest, then, o, o.notes)], []
     notes = (*o.notes, f"left out: {_summary(left, inputs)}")
     return [replace(r, notes=notes) for r in _expand(o, o.src, o.dest, inputs, then)], []
+
+
+def _consumed(src: str, inputs: _Inputs) -> str | None:
+    """`src`, or the directory or glob it came through, when a RUN read it during the build."""
+    for key, reason in inputs.reasons.items():
+        if not reason.startswith("a build input: RUN"):
+            continue
+        if src == key or src.startswith(key.rstrip("/") + "/") or key == ".":
+            return key
+        if any(c in key for c in "*?[") and fnmatch.fnmatchcase(src, key):
+            return key
+    return None
 
 
 def _glob_rules(o: Origin, inputs: _Inputs, then: str) -> tuple[list[Rule], list[Skipped]]:
@@ -228,10 +245,22 @@ def _summary(paths: list[str], inputs: _Inputs) -> str:
     return ", ".join(shown) + more
 
 
-def _restart_reason(command: list[str] | None) -> str | None:
+def _restart_reason(command: list[str] | None, env: Mapping[str, str]) -> str | None:
     if not command:
         return None
     exe = posixpath.basename(command[0])
-    if _RESTARTS.match(exe) and not any(w in ("--reload", "--watch", "-r") for w in command):
-        return f"the image runs {exe}, which reads its code once at start"
-    return None
+    if not _RESTARTS.match(exe) or _reloads(command, env):
+        return None
+    return f"the image runs {exe}, which reads its code once at start"
+
+
+def _reloads(command: list[str], env: Mapping[str, str]) -> bool:
+    """The command watches its own files (uvicorn --reload, flask --debug, FLASK_DEBUG=1): a
+    restart after each sync would only restart it twice."""
+    if any(w in ("--reload", "--watch", "-r", "--debug") for w in command):
+        return True
+    flask = "flask" in command[:3] or (len(command) > 2 and command[1:3] == ["-m", "flask"])
+    debug = env.get("FLASK_DEBUG", "").lower() in ("1", "true") or env.get("FLASK_ENV") == (
+        "development"
+    )
+    return flask and debug

@@ -55,7 +55,14 @@ class InstancesChanged:
     service: str
 
 
-Work = ChangeBatch | InstancesChanged | Request
+@dataclass(frozen=True)
+class Resend:
+    """Time to send `service`'s failed syncs again."""
+
+    service: str
+
+
+Work = ChangeBatch | InstancesChanged | Request | Resend
 
 
 @dataclass
@@ -68,6 +75,7 @@ class _ServiceState:
     held_since: float = 0.0  # when the first of them was seen
     held_because: bool = False  # ... or a required image was rebuilt meanwhile
     failing: bool = False  # its wait for ready failed: a (re)start is not ready until checked
+    down: bool = False  # deployed, but no container runs (said once)
 
 
 class Session:
@@ -106,6 +114,8 @@ class Session:
         self._urls: dict[str, list[str]] = {}
         self._trigger = trigger  # overrides each service's `trigger:` when set
         self._paused: list[ChangeBatch] | None = None  # the edits kept while paused
+        self._resend_in: dict[str, float] = {}  # service → backoff of its failed syncs
+        self._resend_due: set[str] = set()  # ... with a Resend on its way
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -153,8 +163,9 @@ class Session:
         if self.stop.is_set():
             return False
         try:
-            first = self._queue.get(timeout=timeout)
+            first = self._queue.get(timeout=self._syncer.settle_wait(timeout))
         except queue.Empty:
+            self._settle()
             return not self.stop.is_set()
         self._interrupt.clear()
         units = _coalesce([first, *_drain(self._queue)])
@@ -171,10 +182,14 @@ class Session:
             self._requeue(units[done:], self._retry_in)
         else:
             self._retry_in = 0.0
+        self._schedule_resends()
+        self._settle()
         return not self.stop.is_set()
 
     def _do(self, unit: Work) -> None:
-        if isinstance(unit, Request):
+        if isinstance(unit, Resend):
+            self._resend(unit.service)
+        elif isinstance(unit, Request):
             self._on_request(unit)
         elif isinstance(unit, InstancesChanged):
             self._on_instances(unit.service)
@@ -183,6 +198,12 @@ class Session:
             self._emit(Paused(files=len(_merged(self._paused))))
         else:
             self._on_changes(unit)
+
+    def _settle(self) -> None:
+        try:
+            self._syncer.settle(self.project.services)
+        except DevloopError as exc:  # a file that cannot be read: the next edit syncs it
+            self._emit(Error(str(exc)))
 
     def _requeue(self, work: Sequence[Work], delay: float) -> None:
         def put_back() -> None:
@@ -416,8 +437,30 @@ class Session:
 
     def _synced(self, sp: plan.ServicePlan, first_seen: float, planned: float) -> bool:
         return self._syncer.can_sync(sp.name) and self._syncer.sync(
-            self.project.services[sp.name], sp.syncs, first_seen, planned
+            self.project.services[sp.name],
+            sp.syncs,
+            first_seen,
+            planned,
+            deployed=self._state[sp.name].deployed,
         )
+
+    def _resend(self, service: str) -> None:
+        self._resend_due.discard(service)
+        if service in self.project.services:
+            self._syncer.resend(self.project.services[service])
+
+    def _schedule_resends(self) -> None:
+        """Failed syncs go again with backoff (and with every sync before that), until they
+        arrive: a destination made writable again, space freed."""
+        dirty = set(self._syncer.dirty())
+        for service in set(self._resend_in) - dirty:
+            del self._resend_in[service]  # arrived: the next failure starts the backoff anew
+        for service in sorted(dirty - self._resend_due):
+            delay = self._resend_in.get(service)
+            delay = min(delay * 2, RETRY_MAX) if delay else RETRY_MIN
+            self._resend_in[service] = delay
+            self._resend_due.add(service)
+            self._requeue([Resend(service)], delay)
 
     # -- containers that came, restarted or went ---------------------------
 
@@ -426,12 +469,24 @@ class Session:
         state = self._state.get(service)
         if state is None or not state.deployed:
             return
-        fresh = [
-            i
-            for i in self._syncer.instances(service, fresh=True)
-            if i.generation not in state.generations
-        ]
+        current = self._syncer.instances(service, fresh=True)
+        if not current:
+            if not state.down:
+                state.down = True
+                self._emit(
+                    WarningEvent(
+                        "no container of it is running (it stopped or was removed): it is "
+                        "started again, then given the files synced so far and the edits made "
+                        "meanwhile",
+                        service,
+                    )
+                )
+            return
+        fresh = [i for i in current if i.generation not in state.generations]
         if fresh:
+            if state.down:
+                self._emit(Info("running again: replaying the synced files", service))
+            state.down = False
             self._replay_into(service, fresh)
             if state.failing and not self._recovered(service):
                 return  # a crash loop restarting: diagnosed once already, never "ready"
@@ -552,6 +607,7 @@ class Session:
                 if i.generation not in self._state[n].generations
             ]
             self._replay_into(n, fresh)
+            self._state[n].down = False
             if ready and any(m.service == n for m in manifests):
                 self._state[n].failing = False
                 self._emit(self._ready(n))
@@ -571,9 +627,12 @@ def _drain(q: queue.Queue[Work]) -> list[Work]:
 
 
 def _coalesce(items: Sequence[Work]) -> list[Work]:
-    """The queued work in order, each run of batches merged into one (the first change's time
-    kept), then the instance changes, deduplicated."""
-    units: list[Work] = []
+    """The queued work in order: the resends of failed syncs first, then each run of batches
+    merged into one (the first change's time kept) between the requests, then the instance
+    changes; resends and instance changes deduplicated."""
+    units: list[Work] = [
+        Resend(s) for s in dict.fromkeys(i.service for i in items if isinstance(i, Resend))
+    ]
     run: list[ChangeBatch] = []
     for item in items:
         if isinstance(item, ChangeBatch):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # The built-in templates a service can use instead of its own manifests.
-ARCHETYPES = ("web", "worker")
+ARCHETYPES = ("web", "worker", "image")
 
 # One label vocabulary, on Kubernetes objects and on the Docker target's containers alike.
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"  # always "devloop"

@@ -51,6 +51,16 @@ done
 errs="${scratch:+$scratch.err}"
 trap '[ -n "$scratch" ] && rm -f "$scratch" "$errs"' EXIT
 
+# Rewrite an existing file in place (its inode kept), as editors do: a watcher holding the
+# file's inode (chokidar's fs.watch, behind Vite, webpack and nodemon) loses track of a file
+# that tar unlinks and recreates. Tars without --overwrite (bsdtar) replace files, and so
+# do batches too big for the scratch file (a branch switch, not an editor's save).
+overwrite=""
+case $(tar --overwrite -x -f /dev/null -C / 2>&1) in
+  *nrecognized* | *nknown* | *nvalid* | *upported* | *sage:*) ;;
+  *) overwrite="--overwrite" ;;
+esac
+
 set -f  # paths from the delete list must never be glob-expanded
 nl='
 '
@@ -68,6 +78,12 @@ while IFS=' ' read -r seq dn tn; do
       case "$path" in
         # a directory the batch writes into: never through a symlink (tar would follow it)
         '?'*) path=${path#?}; if [ -L "$path" ]; then rm -f -- "$path" || out="$out""rm failed on $path$nl"; fi ;;
+        # a file the batch writes: in place when a regular file is there, never through a
+        # symlink, and whatever else is in the way (a directory) goes first
+        '='*) path=${path#?}
+          if [ -L "$path" ] || { [ -e "$path" ] && [ ! -f "$path" ]; }; then
+            msg=$(rm -rf -- "$path" 2>&1) || out="$out${msg:-rm failed on $path}$nl"
+          fi ;;
         *) msg=$(rm -rf -- "$path" 2>&1) || out="$out${msg:-rm failed on $path}$nl" ;;
       esac
     done
@@ -75,9 +91,16 @@ while IFS=' ' read -r seq dn tn; do
   fi
   if [ "$tn" -gt 0 ] && [ -n "$scratch" ] && [ "$tn" -le 1048576 ]; then
     if dd bs="$tn" count=1 iflag=fullblock of="$scratch" 2>/dev/null; then
-      tar -x -m -o -f "$scratch" -C / 2>"$errs" || out="$out$(cat "$errs")${nl}tar failed$nl"
+      # in place fails on a running binary (ETXTBSY): then replace the files as tar does
+      tar -x -m -o $overwrite -f "$scratch" -C / 2>"$errs" \
+        || { [ -n "$overwrite" ] && tar -x -m -o -f "$scratch" -C / 2>"$errs"; } \
+        || out="$out$(cat "$errs")${nl}tar failed$nl"
     else
-      out="${out}could not read the batch$nl"
+      # dd read the whole batch before its write failed, so the framing holds; a full
+      # scratch space (a small /dev/shm): stream from now on, devloop sends the batch again
+      out="${out}could not write the batch to $scratch (full?): streaming the next ones$nl"
+      rm -f "$scratch" "$errs"
+      scratch="" errs=""
     fi
   elif [ "$tn" -gt 0 ]; then
     # the reader drains what tar leaves unread, so a failed extraction keeps the framing

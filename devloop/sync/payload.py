@@ -199,6 +199,7 @@ def encode(batch: Batch) -> Payload:
     warnings = list(batch.warnings)
     deletes = list(batch.deletes)
     replaced: list[str] = []  # a symlink replaces whatever is there (a directory too)
+    files: list[str] = []  # regular files: written in place, never through a symlink
     buf = io.BytesIO()
     added, content, names = 0, 0, []
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -213,19 +214,27 @@ def encode(batch: Batch) -> Payload:
             info, data = entry
             if info.type == tarfile.SYMTYPE:
                 replaced.append(target)
+            elif info.type == tarfile.REGTYPE:
+                files.append(target)
             tar.addfile(info, io.BytesIO(data) if data is not None else None)
             added += 1
             content += len(data or b"")
             names.append(target)
     guards = sorted(set(batch.guards) - set(deletes), key=lambda g: g.count("/")) if added else []
-    for target in [*deletes, *guards]:
+    for target in [*deletes, *guards, *files]:
         if "\n" in target or not posixpath.isabs(target):
             raise SyncError(
                 f"cannot delete {target!r}: container paths must be absolute and on one line"
             )
     archive = buf.getvalue() if added else b""
-    # the agent's delete list: "?path" removes path only when it is a symlink
-    lines = [f"?{g}" for g in guards] + deletes + [t for t in replaced if t not in deletes]
+    # the agent's delete list: "?path" removes path only when it is a symlink, "=path" when it
+    # is anything but a regular file (the agent rewrites regular files in place)
+    lines = (
+        [f"?{g}" for g in guards]
+        + deletes
+        + [t for t in replaced if t not in deletes]
+        + [f"={t}" for t in files]
+    )
     listing = "".join(t + "\n" for t in lines).encode()
     return Payload(
         listing, archive, added, len(deletes), tuple(warnings), (*names, *deletes), content

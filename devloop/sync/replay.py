@@ -18,6 +18,7 @@ from devloop.sync.payload import Batch
 class _Memory:
     adds: dict[str, str] = field(default_factory=dict)  # container path → local path
     deletes: set[str] = field(default_factory=set)  # container paths
+    guards: set[str] = field(default_factory=set)
     thens: set[object] = field(default_factory=set)
 
 
@@ -35,6 +36,7 @@ class Replay:
             for gone in [t for t in mem.adds if t == target or t.startswith(below)]:
                 del mem.adds[gone]
             mem.deletes.add(target)
+        mem.guards.update(batch.guards)
         mem.thens.update(thens)
 
     def reset(self, service: str) -> None:
@@ -45,11 +47,20 @@ class Replay:
         mem = self._memory.get(service)
         if mem is None:
             return None
-        return Batch(adds=dict(mem.adds), deletes=tuple(sorted(mem.deletes)), root=str(context))
+        return Batch(
+            adds=dict(mem.adds),
+            deletes=tuple(sorted(mem.deletes)),
+            root=str(context),
+            guards=tuple(sorted(mem.guards)),
+        )
 
     def thens(self, service: str) -> set[object]:
         mem = self._memory.get(service)
         return set(mem.thens) if mem else set()
+
+    def services(self) -> list[str]:
+        """The services with something remembered."""
+        return [s for s, m in self._memory.items() if m.adds or m.deletes]
 
     def files(self, service: str) -> int:
         mem = self._memory.get(service)

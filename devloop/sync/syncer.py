@@ -8,16 +8,25 @@ containers that come later, runs the rule's `then`, and reports each step.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from devloop.errors import DevloopError
-from devloop.model.events import PATHS_SHOWN, Emit, Error, Restarted, SyncDone, WarningEvent
+from devloop.model.events import (
+    PATHS_SHOWN,
+    Emit,
+    Error,
+    Info,
+    Restarted,
+    SyncDone,
+    WarningEvent,
+)
 from devloop.model.project import Service
 from devloop.runtime.base import Instance, Runtime
 from devloop.sync.channel import SyncUnavailable
-from devloop.sync.payload import Payload, PlannedSync, batch_for_plan, encode
+from devloop.sync.payload import Batch, Payload, PlannedSync, batch_for_plan, encode, merge
 from devloop.sync.pool import ChannelPool, Outcome
 from devloop.sync.replay import Replay
+from devloop.sync.settle import Settle
 
 
 class Syncer:
@@ -26,6 +35,8 @@ class Syncer:
         self._emit = emit
         self._pool = ChannelPool(runtime.open_stream)
         self._replay = Replay()
+        self._dirty = Replay()  # what failed to sync (an error from the agent), per service
+        self._settle = Settle()
         self._cache: dict[str, list[Instance]] = {}
         self._unavailable: set[str] = set()  # services whose image cannot run the agent
         self._said: set[str] = set()  # ... said once per session
@@ -48,6 +59,8 @@ class Syncer:
     def new_image(self, service: str) -> None:
         """A new image holds every file synced so far, and may be able to run the agent."""
         self._replay.reset(service)
+        self._dirty.reset(service)
+        self._settle.forget(service)
         self._unavailable.discard(service)
 
     def sync(
@@ -56,34 +69,119 @@ class Syncer:
         syncs: Iterable[PlannedSync],
         first_seen: float,
         planned: float | None = None,
+        *,
+        deployed: bool = True,
     ) -> bool:
         """Sync to every container of `svc`; False when it must be rebuilt instead.
 
         `first_seen` and `planned` (when the plan was made) are `time.monotonic()` values: the
-        events give each stage of the edit in milliseconds from the first."""
+        events give each stage of the edit in milliseconds from the first.
+        `deployed`: the service ran; with no container running now (stopped, being replaced)
+        the change is kept and replayed into the next one instead of rebuilding.
+        """
         syncs = list(syncs)
         batch = batch_for_plan(svc, syncs)
         for w in batch.warnings:
             self._emit(WarningEvent(w, svc.name))
         if not len(batch):
             return True
+        thens: set[object] = {s.rule.then for s in syncs if s.rule.then != "none"}
         instances = self.instances(svc.name)
         if not instances:
-            self._emit(WarningEvent("no running container to sync to; rebuilding", svc.name))
-            return False
-        payload = encode(batch)
-        for w in payload.warnings[len(batch.warnings) :]:
+            if not deployed:
+                self._emit(WarningEvent("no running container to sync to; rebuilding", svc.name))
+                return False
+            self._keep(svc.name, batch, thens)
+            return True
+        # what failed before goes again with this batch (this batch's version of a path wins)
+        pending = self._dirty.batch(svc.name, svc.context)
+        full = merge([pending, batch]) if pending is not None else batch
+        payload = encode(full)
+        for w in payload.warnings[len(full.warnings) :]:
             self._emit(WarningEvent(w, svc.name))
         outcomes = self._pool.sync(svc.name, instances, payload)
         if any(o.error and not isinstance(o.error, SyncUnavailable) for o in outcomes):
             # a container went or restarted under us: look again and send again (it is idempotent)
-            outcomes = self._pool.sync(svc.name, self.instances(svc.name, fresh=True), payload)
+            instances = self.instances(svc.name, fresh=True)
+            outcomes = self._pool.sync(svc.name, instances, payload)
         # remembered even where it failed: the next container of this image gets it by replay
-        thens: set[object] = {s.rule.then for s in syncs if s.rule.then != "none"}
-        self._replay.record(svc.name, batch, thens)
-        ok = self._report(svc.name, outcomes, payload, first_seen, replay=False, planned=planned)
+        self._replay.record(svc.name, full, thens)
+        if not instances:
+            self._keep(svc.name, full, thens)
+            return True
+        self._settle.wrote(svc.name, _written(full, payload), full.deletes)
+        failed = any(o.error and not isinstance(o.error, SyncUnavailable) for o in outcomes)
+        if failed:
+            self._dirty.record(svc.name, full, thens)  # sent again until it arrives
+        else:
+            self._dirty.reset(svc.name)
+        ok = self._report(
+            svc.name, outcomes, payload, first_seen, replay=False, planned=planned, retried=failed
+        )
         self._after(svc.name, [o.instance for o in outcomes if o.ack], thens, first_seen)
         return ok or self.can_sync(svc.name)
+
+    def settle_wait(self, longest: float) -> float:
+        """How long the loop may wait for new work before `settle` has something to do."""
+        return self._settle.wait(longest)
+
+    def settle(self, services: Mapping[str, Service]) -> None:
+        """Write again the files a burst wrote twice within a watcher's throttle (see
+        devloop.sync.settle), once they have been left alone; no `then`, no event."""
+        for name, adds in self._settle.due().items():
+            svc = services.get(name)
+            instances = self._cache.get(name)
+            if svc is None or not instances or not self.can_sync(name):
+                continue
+            batch = Batch(adds=adds, deletes=(), root=str(svc.context))
+            payload = encode(batch)
+            if payload.empty:
+                continue
+            # a container that went or restarted meanwhile gets the files by replay
+            self._pool.sync(name, instances, payload)
+            self._settle.wrote(name, _written(batch, payload), again=True)
+
+    def dirty(self) -> list[str]:
+        """Services with changes whose sync failed (a read-only or full destination, a full
+        scratch space): `resend` them."""
+        return self._dirty.services()
+
+    def resend(self, svc: Service) -> bool:
+        """Send the changes whose sync failed again; True while some still fail (said once, when
+        they first failed)."""
+        pending = self._dirty.batch(svc.name, svc.context)
+        if pending is None or not len(pending):
+            return False
+        instances = self.instances(svc.name, fresh=True)
+        if not instances:
+            return True  # replayed when a container runs again
+        payload = encode(pending)
+        outcomes = self._pool.sync(svc.name, instances, payload)
+        if any(o.error for o in outcomes):
+            return True
+        thens = self._dirty.thens(svc.name)
+        self._dirty.reset(svc.name)
+        self._emit(
+            Info(
+                f"{payload.files + payload.deleted} change(s) that failed to sync earlier "
+                "are now in the container",
+                svc.name,
+            )
+        )
+        self._report(svc.name, outcomes, payload, time.monotonic(), replay=False)
+        self._after(svc.name, [o.instance for o in outcomes if o.ack], thens)
+        return False
+
+    def _keep(self, service: str, batch: Batch, thens: set[object]) -> None:
+        """No container runs now: the change waits in the replay memory for the next one."""
+        self._replay.record(service, batch, thens)
+        self._emit(
+            WarningEvent(
+                f"no running container to sync {len(batch)} change(s) to: kept, and sent to "
+                "the container when it runs again",
+                service,
+            )
+        )
 
     def replay(self, svc: Service, instances: Sequence[Instance]) -> None:
         """Everything synced since the image was built, into containers that did not get it."""
@@ -92,7 +190,9 @@ class Syncer:
             return
         payload = encode(memory)
         outcomes = self._pool.sync(svc.name, instances, payload)
-        self._report(svc.name, outcomes, payload, time.monotonic(), replay=True)
+        if any(o.error and not isinstance(o.error, SyncUnavailable) for o in outcomes):
+            self._dirty.record(svc.name, memory, self._replay.thens(svc.name))
+        self._report(svc.name, outcomes, payload, time.monotonic(), replay=True, retried=True)
         if "restart" in self._replay.thens(svc.name):
             self._after(svc.name, [o.instance for o in outcomes if o.ack], {"restart"})
 
@@ -123,6 +223,7 @@ class Syncer:
         *,
         replay: bool,
         planned: float | None = None,
+        retried: bool = False,
     ) -> bool:
         ok = True
         for o in outcomes:
@@ -147,7 +248,8 @@ class Syncer:
             if isinstance(o.error, SyncUnavailable):
                 self._cannot(service, o.error)
             else:
-                self._emit(Error(f"sync to {o.instance.name} failed: {o.error}", service))
+                again = "; sent again until it succeeds" if retried else ""
+                self._emit(Error(f"sync to {o.instance.name} failed: {o.error}{again}", service))
         return ok
 
     def _after(
@@ -193,3 +295,9 @@ def _since(first_seen: float | None, then: float | None) -> float | None:
     if first_seen is None or then is None:
         return None
     return round((then - first_seen) * 1000, 2)
+
+
+def _written(batch: Batch, payload: Payload) -> dict[str, str]:
+    """The files the payload wrote (not those that vanished before it was read)."""
+    names = set(payload.paths[: payload.files])
+    return {t: local for t, local in batch.adds.items() if t in names}

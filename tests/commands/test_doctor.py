@@ -148,3 +148,46 @@ def test_unreachable_kube_context_fails_when_named_and_warns_when_only_current(
         "    fix: start the cluster or fix the context (`kubectl --context dead version`)"
         in named.out
     )
+
+
+@pytest.mark.docker
+def test_a_sync_dest_the_images_user_cannot_write_fails(
+    devloop_project: Make, docker_client: docker.DockerClient, base_image: str
+) -> None:
+    name = f"{PREFIX}-{uuid.uuid4().hex[:8]}"
+    proj = devloop_project(
+        {
+            "devloop.yaml": f"""
+            name: {name}
+            services:
+              owned:
+                image: {name}/owned
+                context: owned
+                sync: [{{src: "*.txt", dest: /data}}]
+              rooted:
+                image: {name}/rooted
+                context: rooted
+                sync: [{{src: "*.txt", dest: /data/new}}, {{src: "*.md", dest: /data}}]
+            """,
+            "owned/Dockerfile": f"FROM {base_image}\nCOPY --chown=65534 a.txt /data/\nUSER 65534\n",
+            "owned/a.txt": "a\n",
+            "rooted/Dockerfile": f"FROM {base_image}\nCOPY a.txt /data/sub/\nUSER 65534\n",
+            "rooted/a.txt": "a\n",
+        }
+    )
+    try:
+        result = proj.run("--output", "json", "doctor")
+        checks = {c["name"]: c for c in map(json.loads, result.out.splitlines())}
+        assert checks["sync dest owned"]["status"] == "ok", checks
+        assert "user 65534" in checks["sync dest owned"]["detail"]
+        rooted = checks["sync dest rooted"]
+        assert rooted["status"] == "fail", checks
+        assert "user 65534" in rooted["detail"] and "/data" in rooted["detail"], rooted
+        assert "/data/sub" in rooted["detail"], rooted
+        assert "--chown" in rooted["fix"]
+        assert result.code == 1
+    finally:
+        for image in docker_client.images.list():
+            for ref in image.tags:
+                if name in ref:
+                    docker_client.images.remove(ref, force=True)

@@ -328,3 +328,154 @@ def test_init_writes_the_editor_schema_its_modeline_points_at(devloop_project: M
     assert written == json.loads(proj.run("schema").out)
     # devloop's own file: a second init (with --force for devloop.yaml) rewrites it
     assert proj.run("init", "--force").code == 0
+
+
+def test_a_dockerfile_in_a_subfolder_builds_from_where_its_copy_sources_are(
+    devloop_project: Make,
+) -> None:
+    proj = devloop_project(
+        {
+            "deploy/web.dockerfile": """
+            FROM devloop/python:3
+            WORKDIR /app
+            COPY requirements.txt .
+            RUN pip install -r requirements.txt
+            COPY app/ ./app/
+            EXPOSE 8000
+            CMD ["python3", "-m", "app"]
+        """,
+            "requirements.txt": "",
+            "app/__main__.py": "",
+        }
+    )
+    project, out = init(proj)
+    web = project.services["web"]
+    assert web.context == proj.path.resolve()
+    assert web.dockerfile == (proj.path / "deploy/web.dockerfile").resolve()
+    assert outcome(project, "web", "app/__main__.py") == ("/app/app/__main__.py",)
+    assert outcome(project, "web", "requirements.txt") == "rebuild"
+    assert "web: build context .: its COPY sources are there, not in deploy/" in out
+
+
+def test_a_directory_or_glob_a_run_reads_right_after_its_copy_is_a_build_input(
+    devloop_project: Make,
+) -> None:
+    proj = devloop_project(
+        {
+            "Dockerfile": """
+            FROM devloop/python:3
+            WORKDIR /app
+            COPY wheels/ /tmp/wheels/
+            RUN pip install --no-index /tmp/wheels/*
+            COPY *.deb /tmp/
+            RUN dpkg -i /tmp/*.deb
+            COPY static/ ./static/
+            RUN chown -R 1000 static
+            COPY src/ ./src/
+            CMD ["python3", "-m", "src"]
+        """,
+            "wheels/a-1.0-py3-none-any.whl": "",
+            "tool.deb": "",
+            "static/site.css": "",
+            "src/__main__.py": "",
+        }
+    )
+    project, out = init(proj)
+    name = next(iter(project.services))
+    assert outcome(project, name, "wheels/a-1.0-py3-none-any.whl") == "rebuild"
+    assert outcome(project, name, "tool.deb") == "rebuild"
+    assert outcome(project, name, "static/site.css") == ("/app/static/site.css",)  # chown only
+    assert outcome(project, name, "src/__main__.py") == ("/app/src/__main__.py",)
+    assert f"{name}: no sync for wheels: a build input: RUN at line 4 reads what it copied" in out
+    assert f"{name}: no sync for *.deb: a build input: RUN at line 6 reads what it copied" in out
+
+
+def test_files_a_build_stage_runs_through_are_build_inputs_of_the_final_stage(
+    devloop_project: Make,
+) -> None:
+    proj = devloop_project(
+        {
+            "Dockerfile": """
+            FROM devloop/busybox AS gen
+            WORKDIR /src
+            COPY tools/ ./tools/
+            RUN sh tools/gen.sh > tools/out.txt
+            COPY site/ ./site/
+            FROM devloop/busybox
+            COPY --from=gen /src/tools /opt/tools
+            COPY --from=gen /src/site /www
+        """,
+            "tools/gen.sh": "echo hi\n",
+            "site/index.html": "",
+        }
+    )
+    project, out = init(proj)
+    assert outcome(project, next(iter(project.services)), "tools/gen.sh") == "rebuild"
+    assert outcome(project, next(iter(project.services)), "site/index.html") == ("/www/index.html",)
+    assert ": no sync for tools: a build input: RUN at line 4 reads what it copied" in out
+
+
+def test_a_base_only_image_is_built_not_deployed(devloop_project: Make) -> None:
+    proj = devloop_project(
+        {
+            "base/Dockerfile": """
+            FROM devloop/python:3
+            COPY lib/ /opt/lib/
+        """,
+            "base/lib/common.py": "",
+            "api/Dockerfile": """
+            ARG BASE_IMAGE
+            FROM ${BASE_IMAGE}
+            COPY app.py /app/
+            EXPOSE 8000
+            CMD ["python3", "/app/app.py"]
+        """,
+            "api/app.py": "",
+        }
+    )
+    project, out = init(proj)
+    assert project.services["base"].archetype == "image"
+    assert project.services["api"].requires == ("base",)
+    assert "base: not deployed (archetype image)" in out
+    render = proj.run("render")
+    assert render.code == 0, render.err
+    assert "name: base" not in render.out and "name: api" in render.out
+
+
+def test_line_numbers_in_explanations_skip_the_comments_above(devloop_project: Make) -> None:
+    proj = devloop_project(
+        {
+            "Dockerfile": """
+            FROM devloop/busybox
+            # the site
+            # (two comment lines)
+            COPY site/ /www/
+        """,
+            "site/index.html": "",
+        }
+    )
+    _, out = init(proj)
+    assert "(from Dockerfile:4 COPY site/ /www/ in stage 0" in out
+
+
+def test_a_process_with_its_own_reloader_gets_no_restart(devloop_project: Make) -> None:
+    proj = devloop_project(
+        {
+            "flask/Dockerfile": """
+            FROM devloop/python:3
+            COPY app/ /srv/app/
+            ENV FLASK_APP=app.main FLASK_DEBUG=1
+            CMD ["flask", "run", "--host", "0.0.0.0"]
+        """,
+            "flask/app/main.py": "",
+            "plain/Dockerfile": """
+            FROM devloop/python:3
+            COPY app/ /srv/app/
+            CMD ["flask", "run", "--host", "0.0.0.0"]
+        """,
+            "plain/app/main.py": "",
+        }
+    )
+    project, _ = init(proj)
+    assert {r.then for r in project.services["flask"].sync} == {"none"}
+    assert {r.then for r in project.services["plain"].sync} == {"restart"}

@@ -178,3 +178,54 @@ def test_a_directory_replaced_by_a_symlink(tmp_path: Path, boxes: Callable[..., 
     assert box.sh("readlink /srv/app/sub")[1] == "target\n"
     assert box.cat("/srv/app/sub/t.txt") == "t"
     assert box.cat("/srv/app/target/t.txt") == "t"
+
+
+@pytest.mark.parametrize("image", ["devloop/busybox", "devloop/debian:bookworm"])
+def test_an_existing_file_is_rewritten_in_place_as_an_editor_does(
+    tmp_path: Path, boxes: Callable[..., Box], image: str
+) -> None:
+    # watchers that hold a file's inode (chokidar, behind Vite and nodemon) lose a file
+    # that is unlinked and recreated; busybox tar and GNU tar both replace it by default
+    box = boxes(image=image)
+    channel = box.channel()
+    write(tmp_path, "app/main.js", "v1")
+    channel.apply(payload(tmp_path, ["app/main.js"]))
+    # a process holding the file open keeps the old inode from being reused
+    box.container.exec_run(["sh", "-c", "exec 3</srv/app/main.js; sleep 60"], detach=True)
+    inode = box.sh("ls -i /srv/app/main.js")[1].split()[0]
+    write(tmp_path, "app/main.js", "v2, longer")
+    channel.apply(payload(tmp_path, ["app/main.js"]))
+    assert box.cat("/srv/app/main.js") == "v2, longer"
+    assert box.sh("ls -i /srv/app/main.js")[1].split()[0] == inode
+    write(tmp_path, "app/main.js", "v3")
+    channel.apply(payload(tmp_path, ["app/main.js"]))
+    assert box.cat("/srv/app/main.js") == "v3"  # truncated, not v3 + the rest of v2
+
+
+@pytest.mark.parametrize("image", ["devloop/busybox", "devloop/debian:bookworm"])
+def test_a_file_is_never_written_through_a_symlink_or_into_a_directory_in_its_place(
+    tmp_path: Path, boxes: Callable[..., Box], image: str
+) -> None:
+    box = boxes(image=image)
+    channel = box.channel()
+    box.sh("mkdir -p /srv/app/dir/sub && echo outside > /outside && ln -s /outside /srv/app/link")
+    write(tmp_path, "app/link", "synced")
+    write(tmp_path, "app/dir", "now a file")
+    channel.apply(payload(tmp_path, ["app/link", "app/dir"]))
+    assert box.cat("/outside") == "outside\n"
+    assert box.sh("test -L /srv/app/link")[0] != 0
+    assert box.cat("/srv/app/link") == "synced"
+    assert box.cat("/srv/app/dir") == "now a file"
+
+
+def test_a_running_binary_is_replaced_since_it_cannot_be_rewritten_in_place(
+    tmp_path: Path, boxes: Callable[..., Box]
+) -> None:
+    box = boxes(image="devloop/debian:bookworm")
+    channel = box.channel()
+    box.sh("mkdir -p /srv/app && cp /bin/sleep /srv/app/tool")
+    box.container.exec_run(["/srv/app/tool", "60"], detach=True)
+    assert box.sh("sleep 0.3; pidof tool || ps -e | grep -c tool")[0] == 0
+    write(tmp_path, "app/tool", "#!/bin/sh\necho new\n", 0o755)
+    channel.apply(payload(tmp_path, ["app/tool"]))  # ETXTBSY in place: replaced instead
+    assert box.sh("/srv/app/tool") == (0, "new\n")

@@ -50,9 +50,12 @@ def test_changed_files_map_under_dest_with_modes_and_content(tmp_path: Path) -> 
     assert got["srv/app/bin/run.sh"].mode == 0o755
     assert got["srv/app/main.py"].mode == 0o644
     assert (payload.files, payload.deleted, payload.warnings) == (2, 0, ())
-    # the directory between dest and run.sh must not be a symlink in the container
-    assert payload.deletes == b"?/srv/app/bin\n"
-    assert payload.frame(7).startswith(f"7 14 {len(payload.archive)}\n?/srv/app/bin\n".encode())
+    # the directory between dest and run.sh must not be a symlink in the container, and the
+    # files are written in place where a regular file is (anything else there goes first)
+    listing = b"?/srv/app/bin\n=/srv/app/bin/run.sh\n=/srv/app/main.py\n"
+    assert payload.deletes == listing
+    header = f"7 {len(listing)} {len(payload.archive)}\n".encode()
+    assert payload.frame(7).startswith(header + listing)
 
 
 def test_paths_gone_from_disk_become_deletes_whichever_list_they_came_in(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ project."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -37,6 +38,13 @@ from devloop.runtime.docker.stream import DockerTransport, docker_exec
 
 Summary = dict[str, Any]  # one entry of the engine's container list
 WORKERS = 4  # containers created at once: the engine serialises much of it anyway
+# A container that stops (`docker kill`, `docker stop`, an OOM kill: the engine's restart policy
+# does not bring back a container stopped by hand) is started again after this long, so
+# `docker restart` and the engine's own policy act first; doubling to REVIVE_MAX while it
+# keeps dying within REVIVE_CALM seconds of its last start, as a kubelet's crash-loop backoff.
+REVIVE_MIN = 1.0
+REVIVE_MAX = 15.0
+REVIVE_CALM = 30.0
 
 
 class DockerRuntime:
@@ -67,6 +75,7 @@ class DockerRuntime:
         self._lock = threading.RLock()  # one deploy or recreation at a time
         self._closing = False
         self._controlling = False
+        self._revived: dict[str, tuple[float, float]] = {}  # name → (last start, last delay)
 
     # -- deploy ---------------------------------------------------------------------------
 
@@ -179,6 +188,9 @@ class DockerRuntime:
         self._events.subscribe(self._on_event)
 
     def _on_event(self, event: DockerEvent) -> None:
+        if event.get("Action") == "die":
+            self._revive_later(event)
+            return
         if event.get("Action") != "destroy":
             return
         cid = str(event["Actor"]["ID"])
@@ -200,6 +212,51 @@ class DockerRuntime:
                 return
             spec, image = self._desired[name]
             self._launcher.launch(spec, image, spec.name)
+
+    def _revive_later(self, event: DockerEvent) -> None:
+        """A container stopped: start it again soon (the events thread must not wait)."""
+        cid = str(event["Actor"]["ID"])
+        self._schedule_revival(cid, (event["Actor"].get("Attributes") or {}).get(LABEL_NAME, ""))
+
+    def _schedule_revival(self, cid: str, name: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            last, delay = self._revived.get(name, (0.0, 0.0))
+            delay = min(delay * 2, REVIVE_MAX) if now - last < REVIVE_CALM and delay else REVIVE_MIN
+            self._revived[name] = (now + delay, delay)
+        timer = threading.Timer(delay, self._revive, (cid, name))
+        timer.daemon = True
+        timer.start()
+
+    def _revive(self, cid: str, name: str) -> None:
+        with self._lock:
+            if self._closing or name not in self._desired:
+                return
+            with self._removing_lock:
+                if cid in self._removing:
+                    return  # devloop removes it (a redeploy, the end of the session)
+            spec, _ = self._desired[name]
+            try:
+                info = self._api.inspect_container(cid)
+            except docker.errors.NotFound:
+                return  # removed: the destroy event recreates it
+            except (docker.errors.APIError, requests.RequestException):
+                return
+            state = info.get("State") or {}
+            if (
+                state.get("Running")
+                or state.get("Restarting")
+                or info.get("Name") != f"/{spec.name}"  # an old container being replaced
+                or (info.get("Config") or {}).get("Labels", {}).get(LABEL_SESSION) != self._session
+                or spec.restart == "no"
+                or (spec.restart == "on-failure" and state.get("ExitCode") == 0)
+                or not self._network_exists()  # `devloop delete` is under way
+            ):
+                return
+            try:
+                self._api.start(cid)
+            except (docker.errors.APIError, requests.RequestException):
+                self._schedule_revival(cid, name)  # the host port taken meanwhile: try later
 
     # -- readiness ------------------------------------------------------------------------
 

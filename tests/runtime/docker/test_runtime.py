@@ -327,6 +327,28 @@ def test_a_container_removed_by_hand_comes_back_and_watchers_hear_of_it(env: Env
     stop.set()
 
 
+@pytest.mark.parametrize("fault", ["kill", "stop"])
+def test_a_container_stopped_by_hand_is_started_again(env: Env, fault: str) -> None:
+    project = env.write(client=False)
+    rt = env.runtime(project)
+    rt.deploy(env.manifests(project), ["web"])
+    rt.wait_ready(["web"], timeout=60)
+    stop = threading.Event()
+    changed: list[str] = []
+    rt.watch_instances(changed.append, stop)
+    [old] = rt.instances("web")
+
+    container = env.client.containers.get(old.id)
+    # docker kill / docker stop: the engine's restart policy leaves the container Exited
+    container.kill() if fault == "kill" else container.stop(timeout=2)
+
+    [back] = _eventually(lambda: rt.instances("web") or None, what="web running again")
+    assert back.id == old.id and back.generation != old.generation
+    _eventually(lambda: changed.count("web") >= 2, what="callbacks for the stop and the start")
+    rt.wait_ready(["web"], timeout=60)
+    stop.set()
+
+
 def test_logs_follow_every_container_and_its_replacement(env: Env) -> None:
     project = env.write(client=False)
     rt = env.runtime(project)

@@ -1,0 +1,3 @@
+package main
+
+func greeting() string { return "hello from go v1" }

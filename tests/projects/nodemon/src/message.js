@@ -1,0 +1,1 @@
+module.exports = { message: "hello from nodemon v1" };
