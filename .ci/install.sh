@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install devloop's system and Python dependencies (idempotent).
 #   system: Docker Engine (docker.io), the registry (docker-registry) and a static
-#   busybox (busybox-static, the base of every sample and test image) and chromium (the
-#   dashboard's browser tests) from Debian.
+#   busybox (busybox-static, the base of every sample and test image), chromium (the
+#   dashboard's browser tests) and tmux (the terminal view's test) from Debian.
 #   python: a venv in .venv with devloop installed editable with its test/dev extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +17,7 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v make >/dev/null 2>&1 || need+=(make)
 # the dashboard's browser tests (tests/ui) drive Debian's chromium with Playwright
 [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v tmux >/dev/null 2>&1 || need+=(tmux)  # the live view's test drives a real terminal
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "installing from Debian: ${need[*]}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from dataclasses import fields
@@ -11,6 +12,7 @@ from typing import IO, Any
 from devloop.model.events import (
     VERSION,
     BuildDone,
+    BuildProgress,
     BuildSkipped,
     BuildStarted,
     BuildStep,
@@ -79,9 +81,31 @@ def _size(n: int) -> str:
     return f"{n} B" if n < 10_000 else f"{n / 1024:.0f} KiB" if n < 10 << 20 else f"{n >> 20} MiB"
 
 
-def sink(output: str) -> Emit:
-    """The sink `--output` asks for, on stdout."""
-    return JsonSink(sys.stdout) if output == "json" else TextSink(sys.stdout)
+def sink(output: str, *, live: bool = False, keys: bool = False) -> Emit:
+    """The sink `--output` asks for, on stdout. `live`: the live view (`dev`) where stdout is a
+    terminal that takes it (not NO_COLOR, not TERM=dumb); `keys`: it lists the keys."""
+    if output == "json":
+        return JsonSink(sys.stdout)
+    text = TextSink(sys.stdout)
+    if live and live_terminal(sys.stdout):
+        from rich.console import Console
+
+        from devloop.ui.live import LiveView
+
+        # no soft wrap: the live block is redrawn in place, so rich must know every line's height
+        console = Console(file=sys.stdout, highlight=False)
+        return LiveView(console, text.format, text.colour, keys=keys)
+    return text
+
+
+def live_terminal(stream: IO[str]) -> bool:
+    """A terminal that can redraw a status block: a TTY, colours allowed, not a dumb one."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM", "") in ("dumb", ""):
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 class JsonSink:
@@ -115,9 +139,11 @@ class TextSink:
     def __init__(self, stream: IO[str] | None = None) -> None:
         from rich.console import Console
 
-        self._console = Console(file=stream or sys.stderr, highlight=False, soft_wrap=True)
+        self.console = Console(file=stream or sys.stderr, highlight=False, soft_wrap=True)
         self._lock = threading.Lock()
         self._changed: Changes | None = None
+        self._logs: str | None = None  # only this service's logs (key l)
+        self._urls: dict[str, list[str]] = {}
 
     def _cause(self) -> str:
         c = self._changed
@@ -133,16 +159,37 @@ class TextSink:
         return self._COLOURS[sum(service.encode()) % len(self._COLOURS)]
 
     def __call__(self, event: Event) -> None:
-        text = self._format(event)
+        if isinstance(event, Ready) and event.urls:
+            self._urls[event.service] = list(event.urls)
+        if isinstance(event, Log) and self._logs not in (None, event.service):
+            return
+        text = self.format(event)
         if text is None:
             return
         with self._lock:
-            self._console.print(text, markup=True, highlight=False)
+            self.console.print(text, markup=True, highlight=False)
+
+    # what the keys need (see ui.keys.View), as plain lines
+
+    def say(self, text: str) -> None:
+        with self._lock:
+            self.console.print(text, markup=False, highlight=False)
+
+    def prompt(self, text: str) -> None:
+        if text:
+            self.say(text)
+
+    def filter_logs(self, service: str | None) -> None:
+        self._logs = service
+
+    def urls(self) -> dict[str, list[str]]:
+        return dict(self._urls)
 
     def _tag(self, service: str | None) -> str:
         return f"[{self.colour(service)}]\\[{service}][/] " if service else ""
 
-    def _format(self, e: Event) -> str | None:
+    def format(self, e: Event) -> str | None:
+        """The event as one line of console markup; None for events said elsewhere."""
         from rich.markup import escape
 
         svc = getattr(e, "service", None)
@@ -168,7 +215,10 @@ class TextSink:
             case BuildStarted():
                 return f"{tag}building {escape(e.image)}{self._cause()}"
             case BuildStep():
-                return f"{tag}[dim]{escape(e.line)}[/]"
+                return None  # the steps are said by BuildProgress; a failure quotes the last lines
+            case BuildProgress():
+                cached = f", {e.cached} cached" if e.cached else ""
+                return f"{tag}[dim]step {e.step}/{e.steps} {escape(e.text)}{cached}[/]"
             case BuildSkipped():
                 return f"{tag}[dim]build skipped: {escape(e.image)} {escape(e.reason)}[/]"
             case BuildDone():
@@ -183,14 +233,21 @@ class TextSink:
             case Dashboard():
                 return f"[bold]dashboard[/]  {escape(e.url)}"
             case Requested():
-                return f"{tag}[bold]{e.command}[/] requested" + ("" if svc else " (all services)")
+                if e.command == "rebuild":
+                    self._changed = None  # what it builds was asked for, not caused by an edit
+                every = (
+                    " (every service)" if not svc and e.command in ("rebuild", "restart") else ""
+                )
+                return f"{tag}[bold]{e.command}[/] requested{every}"
             case Pending():
                 if not e.files:
                     return None  # the trigger's work says what happens next
                 names = ", ".join(e.paths[:3]) + (f" and {e.files - 3} more" if e.files > 3 else "")
                 return f"{tag}[yellow]{e.files} change(s) wait[/] for a trigger: {escape(names)}"
             case Paused():
-                return f"[yellow]paused[/]: {e.files} changed file(s) kept until resume"
+                if e.files:
+                    return f"[dim]paused: {e.files} changed file(s) kept until resume[/]"
+                return "[yellow]paused[/]: edits are kept until resume"
             case Resumed():
                 return f"resumed: {e.files} changed file(s) kept while paused"
             case Info():

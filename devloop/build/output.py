@@ -12,6 +12,9 @@ TAIL_LINES = 10
 _STEP = re.compile(r"^(Step \d+/\d+ : .*|#\d+ \[[^\]]*\d+/\d+\] .*)$")
 # classic-builder bookkeeping that says nothing about why a step failed
 _NOISE = (" ---> ", "Removing intermediate container", "Successfully ")
+# BuildKit's (plain progress): vertex digests, timings, the error's recap
+_BUILDKIT_NOISE = re.compile(r"^(#\d+ (sha256:|DONE |CACHED|ERROR: )|------|\s*> \[)")
+_BUILDKIT_OUTPUT = re.compile(r"^#\d+ \d+\.\d+ ")  # "#7 0.263 " before a RUN's output
 # the classic builder colours a RUN step's stderr red
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -39,14 +42,16 @@ class BuildLog:
         self._on_line(line)
         match = _STEP.match(line.lstrip("\r"))
         if match:
-            self.step = (
+            step = (
                 match.group(1).removeprefix("#").split(" ", 1)[1]
                 if line.startswith("#")
                 else match.group(1)
             )
-            self.tail.clear()
-        elif not line.startswith(_NOISE):
-            self.tail.append(line)
+            if step != self.step:  # BuildKit says a step again when its output resumes
+                self.step = step
+                self.tail.clear()
+        elif not line.startswith(_NOISE) and not _BUILDKIT_NOISE.match(line):
+            self.tail.append(_BUILDKIT_OUTPUT.sub("", line))
 
     def flush(self) -> None:
         if self._partial:

@@ -13,6 +13,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from devloop import config
+from devloop.build import buildkit
 from devloop.build.builder import Builder
 from devloop.clients.docker import connect
 from devloop.commands.common import new_session_id, selected
@@ -23,6 +24,8 @@ from devloop.model.events import Dashboard, Emit, Info, WarningEvent
 from devloop.model.project import Project, Trigger
 from devloop.output import sink, tee
 from devloop.runtime.factory import open_runtime, target_of
+from devloop.ui import keys
+from devloop.ui.live import LiveView
 from devloop.watch.choice import watcher_factory
 
 if TYPE_CHECKING:
@@ -44,11 +47,13 @@ def run(
 ) -> int:
     project = config.load(directory, profiles, kube_context=context)
     names = selected(project, services)
-    emit = sink(output)
+    keyboard = output == "text" and keys.interactive()
+    emit = sink(output, live=True, keys=keyboard)
     lock = _lock(project, context)
     lock.acquire()
     try:
         with _dashboard(ui, ui_port) as dashboard:
+            view = emit  # the terminal's sink: the keys answer there
             if dashboard is not None:
                 emit = tee(emit, dashboard.hub)
                 emit(Dashboard(url=dashboard.url))
@@ -62,6 +67,7 @@ def run(
                 watcher=watcher,
                 trigger="manual" if trigger == "manual" else "auto" if trigger else None,
                 dashboard=dashboard,
+                view=view if keyboard else None,
             )
     finally:
         lock.release()
@@ -105,6 +111,7 @@ def _run(
     watcher: str = "auto",
     trigger: Trigger | None = None,
     dashboard: DashboardServer | None = None,
+    view: Emit | None = None,
 ) -> int:
     if note := lock.took_over():
         emit(Info(message=note))
@@ -129,29 +136,30 @@ def _run(
         dashboard.act = session.request  # the page's buttons steer the session
     signals = _Signals(session.stop)
     error: BaseException | None = None
-    try:
-        signals.install()
-        session.start()
-        signals.started = True
-        session.run()
-    except KeyboardInterrupt as exc:
-        if not signals.received:
+    with _terminal(session, view):  # the terminal comes back on every way out
+        try:
+            signals.install()
+            session.start()
+            signals.started = True
+            session.run()
+        except KeyboardInterrupt as exc:
+            if not signals.received:
+                error = exc
+                raise
+        except BaseException as exc:
             error = exc
             raise
-    except BaseException as exc:
-        error = exc
-        raise
-    finally:
-        signals.shield()  # a second Ctrl-C (or TERM, HUP) must not cut the cleanup short
-        try:
-            session.close(keep=keep)
-        except DevloopError as exc:
-            if error is None:
-                raise
-            # the real error goes up; a teardown that fails too is only reported
-            emit(WarningEvent(f"cleanup after the error failed too: {exc}"))
         finally:
-            signals.restore()
+            signals.shield()  # a second Ctrl-C (or TERM, HUP) must not cut the cleanup short
+            try:
+                session.close(keep=keep)
+            except DevloopError as exc:
+                if error is None:
+                    raise
+                # the real error goes up; a teardown that fails too is only reported
+                emit(WarningEvent(f"cleanup after the error failed too: {exc}"))
+            finally:
+                signals.restore()
     if signals.received is not None and _builds_running():
         # The Docker SDK cannot cancel a build call: leaving the process closes its socket,
         # which makes the engine cancel the build and remove its container (forcerm).
@@ -161,6 +169,21 @@ def _run(
         sys.stderr.flush()
         os._exit(signals.exit_code())
     return signals.exit_code()
+
+
+@contextlib.contextmanager
+def _terminal(session: Session, view: Emit | None) -> Iterator[None]:
+    """Keys read while the block runs, when `view` (the terminal's sink) is given (q = Ctrl-C);
+    the live view closed at its end."""
+    try:
+        if isinstance(view, keys.View):
+            with keys.reading(keys.Keys(session, view)):
+                yield
+        else:
+            yield
+    finally:
+        if isinstance(view, LiveView):
+            view.close()
 
 
 def _builds_running() -> bool:
@@ -194,6 +217,7 @@ class _Signals:
         if first:
             self.received = signum
         self.stop.set()
+        buildkit.cancel_all()  # a CLI build, not in the terminal's reach for q, TERM or HUP
         if not self.started or not first:
             raise KeyboardInterrupt
 

@@ -330,10 +330,9 @@ class Session:
         self._emit(Requested(command=req.command, service=req.service))
         names = [req.service] if req.service else list(self.names)
         if req.command == "rebuild":
-            for n in names:
-                self._state[n].stamp = str(time.time_ns())
-                self._release(n)  # the new image holds what waited
-            self._rebuild([req.service] if req.service else self.wanted, force=names)
+            if self._rebuild([req.service] if req.service else self.wanted, force=names):
+                for n in names:
+                    self._release(n)  # the new image holds what waited
         elif req.command == "restart":
             restarted = sum(self._syncer.restart(n) for n in names if self._state[n].deployed)
             if not restarted:
@@ -529,7 +528,9 @@ class Session:
         fallback: Mapping[str, tuple[plan.Sync, ...]] | None = None,
         first_seen: float = 0.0,
         force: Collection[str] = (),
-    ) -> None:
+    ) -> bool:
+        """Build (`force`: even when the tag exists, and make their containers anew), then
+        deploy what changed; False when the build failed."""
         targets = self.project.closure(services)
         try:
             built = self._builder.build(targets, force=force)
@@ -544,7 +545,9 @@ class Session:
                 if self._state[name].deployed and self._syncer.can_sync(name):
                     # the edit still reaches the running version
                     self._syncer.sync(self.project.services[name], syncs, first_seen)
-            return
+            return False
+        for name in force:  # kept: every later deploy renders the same stamp
+            self._state[name].stamp = str(time.time_ns())
         changed = set(redeploy) | set(force)
         for name, image in built.items():
             state = self._state.get(name)
@@ -558,6 +561,7 @@ class Session:
             self._deploy(list(self.names))
         elif changed:
             self._deploy([n for n in self.names if n in changed])
+        return True
 
     def _deploy(self, services: Sequence[str]) -> None:
         refs = {n: s.ref for n, s in self._state.items() if s.ref}

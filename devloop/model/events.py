@@ -87,6 +87,18 @@ class BuildStep(Event):
 
 
 @dataclass(frozen=True)
+class BuildProgress(Event):
+    """A build reached step `step` of `steps` (`cached` of them so far from the cache)."""
+
+    kind: ClassVar[str] = "build_progress"
+    service: str
+    step: int
+    steps: int
+    cached: int
+    text: str  # the step's instruction, e.g. "RUN pip install -r requirements.txt"
+
+
+@dataclass(frozen=True)
 class BuildSkipped(Event):
     """An image build was not needed (the tag already exists)."""
 

@@ -1,1 +1,2 @@
-"""The web dashboard of `devloop dev`: fed by the event stream, served on loopback only."""
+"""What a person sees and steers while `devloop dev` runs: the terminal view and its keys, and
+the web dashboard, both fed by the event stream."""

@@ -112,7 +112,7 @@ def kinds(out: str, service: str) -> list[str]:
     return [
         e["event"]
         for e in events(out)
-        if e.get("service") == service and e["event"] != "build_step"
+        if e.get("service") == service and e["event"] not in ("build_step", "build_progress")
     ]
 
 
@@ -181,7 +181,11 @@ def test_ignored_file_skips_and_a_required_change_cascades(
     assert out == b"v2\n"
 
 
-def test_broken_dockerfile_names_the_failing_step(shop: Any) -> None:
+@pytest.mark.parametrize("buildkit", ["0", "auto"], ids=["classic", "buildkit-when-present"])
+def test_broken_dockerfile_names_the_failing_step(
+    shop: Any, buildkit: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEVLOOP_BUILDKIT", buildkit)
     (shop.path / "base/Dockerfile").write_text(
         "FROM devloop/busybox\nRUN echo preparing; echo 'no such thing' >&2; exit 3\nRUN true\n"
     )
@@ -189,12 +193,13 @@ def test_broken_dockerfile_names_the_failing_step(shop: Any) -> None:
     assert result.code == 1
     error = result.err[result.err.index("error: ") :]
     assert error.startswith("error: build of base (")
-    # the step count includes the label devloop adds
+    # classic: "Step 2/4 : RUN ..." (the count includes the label step); BuildKit: "[2/3] RUN ..."
     assert re.search(
-        r"failed at Step 2/\d : RUN echo preparing; echo 'no such thing' >&2; exit 3: ", error
+        r"failed at (Step 2/\d : |\[2/3\] )RUN echo preparing; echo 'no such thing' >&2; exit 3: ",
+        error,
     )
-    assert "returned a non-zero code: 3" in error
-    assert "    preparing" in error and "    no such thing" in error
+    assert "returned a non-zero code: 3" in error or "exit code: 3" in error
+    assert "\n    preparing\n" in error and "\n    no such thing\n" in error
     assert "build_started" not in kinds(
         shop.run("build", "--output", "json").out, "web"
     )  # never started

@@ -262,8 +262,10 @@ def test_credential_helper_is_used_for_the_check_and_the_push(
     built = proj.run("--output", "json", "build", "--push", env=env)
     assert built.code == 0, built.err
     assert "build_done" in kinds(built.out)
-    # asked by the check, the build (the SDK sends every login with it) and the push
-    assert (tmp_path / "asked").read_text().split() == [reg.host] * 3
+    # asked by the check and the push (and by the classic build: the SDK sends every login
+    # with it; a BuildKit build through the CLI asks only for what it pulls)
+    asked = (tmp_path / "asked").read_text().split()
+    assert set(asked) == {reg.host} and len(asked) >= 2, asked
     doctor = proj.run("--output", "json", "doctor", env=env)
     checks = {c["name"]: c for c in events(doctor.out)}
     assert checks["registry login"]["detail"] == (

@@ -111,13 +111,20 @@ def test_ctrl_c_during_the_first_build_cancels_it(
         ]
 
     dev = DevProcess(root)
-    eventually(build_containers, 120, what="the slow build step running")
+    # the step's progress event, whichever builder runs it (BuildKit makes no build container)
+    step = dev.wait_event("build_progress", service="web", timeout=120)
+    eventually(
+        lambda: any(marker in e.get("text", "") for e in dev.events[dev.events.index(step) :]),
+        120,
+        what="the slow build step running",
+    )
+    time.sleep(1)  # the step's process is up
     started = time.monotonic()
-    dev.proc.send_signal(signal.SIGINT)
+    dev.proc.send_signal(signal.SIGINT)  # to devloop alone (a terminal's Ctrl-C reaches all)
     assert dev.wait(60) == 130, dev.describe()
     assert time.monotonic() - started < 30  # not the 120 s the build step would take
     assert not any(e.get("event") in ("deploy", "ready") for e in dev.events)
-    eventually(lambda: build_containers() == [], 30, what="the build container removed")
+    eventually(lambda: build_containers() == [], 30, what="a classic build's container removed")
     assert left_behind(docker_client, name, port) == []
 
 

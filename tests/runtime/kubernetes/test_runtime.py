@@ -16,6 +16,8 @@ import pytest
 
 from devloop import config
 from devloop.errors import DeployError
+from devloop.loop import steer
+from devloop.model.manifest import ANNOTATION_RESTARTED
 from devloop.render.templates import render
 from devloop.runtime import supervisor
 from devloop.runtime.docker.podenv import expand
@@ -198,3 +200,30 @@ def test_restart_process_keeps_the_pod_and_bumps_nothing_else(runtime: Kubernete
     [after] = runtime.instances("box")
     assert after.id == before.id and after.generation == before.generation
     assert runtime.exec(after, ["cat", supervisor.STATE])[1] != pid
+
+
+@pytest.mark.docker
+def test_a_restart_stamp_rolls_out_new_pods_with_the_same_image(
+    runtime: KubernetesRuntime,
+) -> None:
+    """What `r` does on Kubernetes when the tag is unchanged (kubectl rollout restart's way)."""
+    _ready(runtime)
+    [before] = runtime.instances("box")
+    ref = f"devloop-test-k8s/{runtime.project.name}:t1"
+    stamped = steer.stamped(render(runtime.project, {"box": ref}), {"box": "1765000000"})
+    runtime.deploy(stamped, ["box"])
+
+    def new_pods() -> list[str]:
+        return [
+            p["metadata"]["name"]
+            for p in service_pods(
+                runtime.cluster.rest, runtime.cluster.namespace, runtime.project.name, "box"
+            )
+            if f"/{p['metadata']['name']}/" not in before.id + "/"
+            and (p["metadata"].get("annotations") or {}).get(ANNOTATION_RESTARTED) == "1765000000"
+        ]
+
+    deadline = time.monotonic() + 60
+    while not new_pods():
+        assert time.monotonic() < deadline, "no new pod carries the stamp"
+        time.sleep(0.2)
