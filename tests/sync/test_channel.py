@@ -188,3 +188,16 @@ def test_docker_exec_feeds_stdin_and_returns_the_exit_code(
     )
     assert code == 3
     assert out.split() == [b"100000", b"oops"]
+
+
+def test_the_agent_fits_an_exec_url() -> None:
+    # On Kubernetes the agent travels in the exec request's query (command=sh&command=-c&
+    # command=SCRIPT); fronts and servers refuse request lines past 8 KiB (the test API
+    # server's aiohttp among them), so the script is sent without comments or indentation.
+    from urllib.parse import quote
+
+    from devloop.sync.channel import agent_script
+
+    script = agent_script()
+    assert "#" not in "".join(line[:1] for line in script.splitlines())
+    assert len(quote(script, safe="")) < 6 * 1024
