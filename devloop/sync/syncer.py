@@ -110,6 +110,8 @@ class Syncer:
     ) -> bool:
         ok = True
         for o in outcomes:
+            if o.ack is not None and o.ack.warning:
+                self._emit(WarningEvent(o.ack.warning, service))
             if o.ack is not None:
                 self._emit(
                     SyncDone(

@@ -63,6 +63,7 @@ class KubeTransport:
         self._out = bytearray()
         self._err = bytearray()
         self._status = b""
+        self._stalled = False  # no answer in time: the connection may be dead without a word
 
     def send(self, data: bytes) -> None:
         try:
@@ -84,6 +85,7 @@ class KubeTransport:
                 )
             left = deadline - time.monotonic()
             if left <= 0:
+                self._stalled = True
                 raise StreamTimeout(f"no answer from {self._what} in time{self._notes()}")
             self._receive(left)
 
@@ -120,8 +122,10 @@ class KubeTransport:
             )  # v5 protocol only; older servers see EOF when the socket closes
 
     def close(self) -> None:
+        # after a stall, waiting for the server's close frame (3 s by default) would only wait
+        # on a connection that may be dead
         with contextlib.suppress(WebSocketException, OSError):
-            self._ws.close()
+            self._ws.close(timeout=0 if self._stalled else 3)
         # once the server has sent its close frame, close() returns early and leaves the socket open
         with contextlib.suppress(WebSocketException, OSError, AttributeError):
             self._ws.sock.shutdown()

@@ -155,3 +155,75 @@ def test_run_waits_for_a_terminating_namespace(
     assert result.returncode == 0, result.stderr
     assert f"namespace {namespace} is still terminating; waiting" in result.stderr, result.stderr
     assert sorted(applied(target, name)) == ["ConfigMap/web-extra", "Deployment/web", "Service/web"]
+
+
+TICKING_DOCKERFILE = """\
+FROM devloop/busybox:latest
+COPY site /www
+COPY conf /conf
+COPY README.md /README.md
+EXPOSE 8080
+CMD ["sh", "-c", "(i=0; while true; do i=$((i+1)); echo tick-$i; sleep 1; done) & exec httpd -f -p 8080 -h /www"]
+"""  # noqa: E501
+
+
+def _ticks(events: list[dict[str, object]]) -> list[int]:
+    return [
+        int(str(e["line"]).removeprefix("tick-"))
+        for e in events
+        if e.get("event") == "log" and str(e.get("line", "")).startswith("tick-")
+    ]
+
+
+def test_connections_dropped_without_a_word_are_noticed_and_resumed(
+    tmp_path: Path, kube_api: KubeApi, kube_fault: KubeFault, namespace: str, name: str
+) -> None:
+    """Every open connection black-holed (no FIN, no RST; new ones work, as after a NAT or load
+    balancer forgot them): the next edit lands in seconds with a warning, the log follow resumes
+    without losing or repeating a line, the pod watch resumes (a deleted pod is replayed)."""
+    from tests.devproc import DevProcess, eventually
+    from tests.runtime.kubernetes.scenarios import pods, serves
+
+    target = Target(kube_fault.kubeconfig, "devloop-kubeapi", namespace)
+    port = write_project(tmp_path, target, name, dockerfile=TICKING_DOCKERFILE)
+    url = f"http://127.0.0.1:{port}"
+    dev = DevProcess(tmp_path, env=target.env)
+    try:
+        dev.wait_event("ready", service="web", timeout=180)
+        mark = dev.mark()
+        (tmp_path / "app/site/index.html").write_text("v2\n")
+        dev.wait_event("sync", since=mark, service="web")  # the sync stream is open
+        eventually(lambda: serves(f"{url}/index.html", "v2"), 30, what="v2 served")
+        eventually(lambda: len(_ticks(dev.events)) >= 2, 30, what="the ticking log followed")
+
+        held = kube_fault.front.blackhole_open()
+        assert held >= 3, held  # at least the sync stream, the pod watch, the log follow
+        before = max(_ticks(dev.events))
+        mark = dev.mark()
+        (tmp_path / "app/site/index.html").write_text("v3\n")
+        done = dev.wait_event("sync", since=mark, service="web", timeout=60)
+        warnings = [e for e in dev.events[mark:] if e["event"] == "warning"]
+        assert any("stopped answering" in str(w["message"]) for w in warnings), dev.describe()
+        assert done["ms"] < 15_000, done  # was the whole 30 s batch timeout, plus 3 s, silently
+        eventually(lambda: serves(f"{url}/index.html", "v3"), 30, what="v3 served")
+
+        # the log follow went silent; it resumes from its last line: none lost, none repeated
+        eventually(
+            lambda: max(_ticks(dev.events)) > before + 20, 90, what="ticks after the black hole"
+        )
+        ticks = _ticks(dev.events)
+        assert ticks == list(range(1, len(ticks) + 1)), ticks
+
+        # the pod watch resumed: a deleted pod's replacement gets the synced files replayed
+        [first] = pods(target, name)
+        mark = dev.mark()
+        target.core().delete_namespaced_pod(
+            first.metadata.name, namespace, grace_period_seconds=0, _preload_content=False
+        )
+        dev.wait_event("sync", since=mark, service="web", replay=True, timeout=120)
+        eventually(lambda: serves(f"{url}/index.html", "v3"), 60, what="v3 in the new pod")
+        assert dev.proc.poll() is None, dev.describe()
+    finally:
+        code = dev.interrupt(timeout=120)
+    assert code in (0, 130), dev.describe()
+    assert applied(target, name) == []
