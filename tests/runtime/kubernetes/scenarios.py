@@ -407,3 +407,88 @@ def quota_diagnosis(root: Path, target: Target, name: str) -> None:
 def cleanup_images(docker_client: Any, name: str) -> None:
     for img in docker_client.images.list(name=f"devloop-test-k8s/{name}"):
         docker_client.images.remove(img.id, force=True)
+
+
+def _patch_pod_spec(root: Path, addition: str) -> None:
+    """Add lines (indented as pod spec keys) to the Deployment's pod spec."""
+    template = root / "k8s/web.yaml.j2"
+    template.write_text(
+        template.read_text().replace(
+            "      terminationGracePeriodSeconds: 2\n",
+            "      terminationGracePeriodSeconds: 2\n" + addition,
+        )
+    )
+
+
+def _fails_early(root: Path, target: Target, timeout: int = 150) -> str:
+    """`devloop run` that must fail with a reason before its rollout deadline; its stderr."""
+    result = devloop(root, target, "run", "--timeout", str(timeout))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "did not become ready within" not in result.stderr, result.stderr
+    assert "has no pods yet" not in result.stderr, result.stderr
+    return result.stderr
+
+
+def init_failure_diagnosis(root: Path, target: Target, name: str) -> None:
+    """A failing init container ends the rollout wait naming it, its exit code and its log."""
+    write_project(root, target, name)
+    _patch_pod_spec(
+        root,
+        "      initContainers:\n"
+        "        - name: setup\n"
+        "          image: {{ image | quote }}\n"
+        '          command: ["sh", "-c", "echo init-went-wrong; exit 4"]\n',
+    )
+    stderr = _fails_early(root, target)
+    assert "init container setup" in stderr, stderr
+    assert "exited with code 4" in stderr, stderr
+    assert "init-went-wrong" in stderr, stderr
+
+
+def missing_volume_diagnosis(root: Path, target: Target, name: str) -> None:
+    """A ConfigMap volume whose ConfigMap does not exist ends the wait with the kubelet's
+    FailedMount."""
+    write_project(root, target, name)
+    _patch_pod_spec(
+        root,
+        "      volumes: [{name: settings, configMap: {name: absent-settings}}]\n",
+    )
+    template = root / "k8s/web.yaml.j2"
+    template.write_text(
+        template.read_text().replace(
+            "          ports: [{containerPort: 8080}]\n",
+            "          ports: [{containerPort: 8080}]\n"
+            "          volumeMounts: [{name: settings, mountPath: /settings}]\n",
+        )
+    )
+    stderr = _fails_early(root, target)
+    assert "FailedMount" in stderr, stderr
+    assert 'configmap "absent-settings" not found' in stderr, stderr
+
+
+def non_root_diagnosis(root: Path, target: Target, name: str) -> None:
+    """runAsNonRoot on an image that runs as root: the kubelet's refusal, at once."""
+    write_project(root, target, name)
+    _patch_pod_spec(root, "      securityContext: {runAsNonRoot: true}\n")
+    stderr = _fails_early(root, target)
+    assert "CreateContainerConfigError" in stderr, stderr
+    assert "runAsNonRoot and image will run as root" in stderr, stderr
+
+
+def pod_security_diagnosis(root: Path, target: Target, name: str) -> None:
+    """A namespace enforcing the `restricted` Pod Security level refuses the pods: the
+    ReplicaSet's FailedCreate, naming what violates it."""
+    write_project(root, target, name)
+    core = target.core()
+    core.create_namespace(
+        {
+            "metadata": {
+                "name": target.namespace,
+                "labels": {"pod-security.kubernetes.io/enforce": "restricted"},
+            }
+        }
+    )
+    stderr = _fails_early(root, target)
+    assert "pods cannot be created" in stderr, stderr
+    assert 'violates PodSecurity "restricted:latest"' in stderr, stderr
+    assert "runAsNonRoot != true" in stderr, stderr

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import docker
 import pytest
@@ -19,6 +19,10 @@ from tests.runtime.kubernetes.scenarios import (
     cleanup_images,
     delete_coverage,
     devloop,
+    init_failure_diagnosis,
+    missing_volume_diagnosis,
+    non_root_diagnosis,
+    pod_security_diagnosis,
     quota_diagnosis,
     write_project,
 )
@@ -138,6 +142,18 @@ def test_a_quota_that_refuses_pods_ends_the_rollout_wait_with_its_reason(
     kubeconfig = kube_api.server.write_kubeconfig(tmp_path / "kubeconfig", "devloop-kubeapi")
     target = Target(kubeconfig, "devloop-kubeapi", namespace)
     quota_diagnosis(tmp_path, target, name)
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [init_failure_diagnosis, missing_volume_diagnosis, non_root_diagnosis, pod_security_diagnosis],
+    ids=["init-container", "missing-configmap-volume", "run-as-non-root", "pod-security"],
+)
+def test_pods_that_cannot_start_end_the_rollout_wait_with_their_reason(
+    tmp_path: Path, kube_api: KubeApi, namespace: str, name: str, scenario: Any
+) -> None:
+    kubeconfig = kube_api.server.write_kubeconfig(tmp_path / "kubeconfig", "devloop-kubeapi")
+    scenario(tmp_path, Target(kubeconfig, "devloop-kubeapi", namespace), name)
 
 
 def test_run_waits_for_a_terminating_namespace(
