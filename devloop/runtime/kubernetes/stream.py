@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import yaml
@@ -42,8 +42,10 @@ class KubeTransport:
         argv: Sequence[str],
         *,
         stdin: bool = True,
+        before_send: Callable[[], None] | None = None,
     ) -> None:
         self._what = f"{argv[0]} in pod {pod}"
+        self._before_send = before_send  # called once, before the first bytes go to stdin
         try:
             self._ws: Any = stream(
                 rest.fresh_core().connect_get_namespaced_pod_exec,
@@ -66,6 +68,9 @@ class KubeTransport:
         self._stalled = False  # no answer in time: the connection may be dead without a word
 
     def send(self, data: bytes) -> None:
+        before, self._before_send = self._before_send, None
+        if before is not None:
+            before()
         try:
             for i in range(0, max(len(data), 1), _CHUNK):
                 self._ws.write_stdin(bytes(data[i : i + _CHUNK]))

@@ -243,3 +243,51 @@ def test_connections_dropped_without_a_word_are_noticed_and_resumed(
         code = dev.interrupt(timeout=120)
     assert code in (0, 130), dev.describe()
     assert applied(target, name) == []
+
+
+def test_a_new_dev_replaces_pods_a_crashed_session_synced_into(
+    tmp_path: Path, kube_api: KubeApi, namespace: str, name: str
+) -> None:
+    """dev syncs v2 and is killed (no teardown); the tree goes back to v1, so the image is the
+    one running; the next dev must not call the old pod ready: it serves the synced v2."""
+    from tests.devproc import DevProcess, eventually, http_get
+    from tests.runtime.kubernetes.scenarios import pods, serves
+
+    kubeconfig = kube_api.server.write_kubeconfig(tmp_path / "kubeconfig", "devloop-kubeapi")
+    target = Target(kubeconfig, "devloop-kubeapi", namespace)
+    port = write_project(tmp_path, target, name)
+    url = f"http://127.0.0.1:{port}/index.html"
+    crashed = DevProcess(tmp_path, env=target.env)
+    try:
+        crashed.wait_event("ready", service="web", timeout=180)
+        mark = crashed.mark()
+        (tmp_path / "app/site/index.html").write_text("v2\n")
+        crashed.wait_event("sync", since=mark, service="web")
+        eventually(lambda: serves(url, "v2"), 30, what="v2 served")
+    finally:
+        crashed.proc.kill()  # a crash: nothing torn down
+        crashed.wait(timeout=30)
+    [old] = pods(target, name)
+    (tmp_path / "app/site/index.html").write_text("v1\n")  # e.g. `git checkout .`
+
+    dev = DevProcess(tmp_path, env=target.env)
+    try:
+        dev.wait_event("ready", service="web", timeout=180)
+        seen: list[str] = []
+
+        def answered() -> bool:
+            status, body = http_get(url)
+            if status == 200:
+                seen.append(body)
+            return status == 200
+
+        eventually(answered, 60, what="an answer through the new session's port-forward")
+        assert seen == ["v1\n"], seen
+        assert old.metadata.name not in [p.metadata.name for p in pods(target, name)]
+        assert any("synced by an earlier devloop session" in line for line in dev.stderr), (
+            dev.describe()
+        )
+    finally:
+        code = dev.interrupt(timeout=120)
+    assert code in (0, 130), dev.describe()
+    assert applied(target, name) == []
