@@ -492,3 +492,69 @@ def pod_security_diagnosis(root: Path, target: Target, name: str) -> None:
     assert "pods cannot be created" in stderr, stderr
     assert 'violates PodSecurity "restricted:latest"' in stderr, stderr
     assert "runAsNonRoot != true" in stderr, stderr
+
+
+POLICIES = """\
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 1
+  maxReplicas: 2
+  metrics: [{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 80}}}]
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: web}
+spec:
+  maxUnavailable: 1
+  selector: {matchLabels: {app: web}}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress: [{ports: [{port: 8080}]}]
+"""  # noqa: E501
+
+
+def _policies(target: Target) -> list[str]:
+    api = target.core().api_client
+    ns = target.namespace
+    found = [
+        f"HorizontalPodAutoscaler/{o.metadata.name}"
+        for o in k8s.AutoscalingV2Api(api).list_namespaced_horizontal_pod_autoscaler(ns).items
+    ]
+    found += [
+        f"PodDisruptionBudget/{o.metadata.name}"
+        for o in k8s.PolicyV1Api(api).list_namespaced_pod_disruption_budget(ns).items
+    ]
+    found += [
+        f"NetworkPolicy/{o.metadata.name}"
+        for o in k8s.NetworkingV1Api(api).list_namespaced_network_policy(ns).items
+    ]
+    return found
+
+
+def policy_kinds_coverage(root: Path, target: Target, name: str) -> None:
+    """An HPA, a PDB and a NetworkPolicy are applied, pruned once no longer rendered, and
+    deleted by `delete`."""
+    write_project(root, target, name, extra=EXTRA + POLICIES)
+    result = devloop(root, target, "run", "--timeout", "120")
+    assert result.returncode == 0, result.stderr
+    kinds = ["HorizontalPodAutoscaler/web", "NetworkPolicy/web", "PodDisruptionBudget/web"]
+    assert sorted(_policies(target)) == kinds
+    template = root / "k8s/web.yaml.j2"
+    template.write_text(template.read_text().replace(POLICIES, ""))
+    result = devloop(root, target, "run", "--timeout", "120")
+    assert result.returncode == 0, result.stderr
+    assert _policies(target) == []
+    template.write_text(template.read_text() + POLICIES)
+    result = devloop(root, target, "run", "--timeout", "120")
+    assert result.returncode == 0, result.stderr
+    result = devloop(root, target, "delete")
+    assert result.returncode == 0, result.stderr
+    assert _policies(target) == [] and applied(target, name) == []

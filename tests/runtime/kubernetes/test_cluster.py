@@ -40,6 +40,7 @@ from tests.runtime.kubernetes.scenarios import (
     missing_volume_diagnosis,
     non_root_diagnosis,
     pod_security_diagnosis,
+    policy_kinds_coverage,
     pull_diagnosis,
     quota_diagnosis,
     write_project,
@@ -118,3 +119,7 @@ def test_pods_that_cannot_start_end_the_rollout_wait_with_their_reason(
     tmp_path: Path, target: Target, name: str, scenario: Any
 ) -> None:
     scenario(tmp_path, target, name)
+
+
+def test_policy_kinds_are_pruned_and_deleted(tmp_path: Path, target: Target, name: str) -> None:
+    policy_kinds_coverage(tmp_path, target, name)

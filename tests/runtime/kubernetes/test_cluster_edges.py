@@ -23,6 +23,7 @@ from tests.runtime.kubernetes.scenarios import (
     missing_volume_diagnosis,
     non_root_diagnosis,
     pod_security_diagnosis,
+    policy_kinds_coverage,
     quota_diagnosis,
     write_project,
 )
@@ -292,3 +293,10 @@ def test_a_new_dev_replaces_pods_a_crashed_session_synced_into(
         code = dev.interrupt(timeout=120)
     assert code in (0, 130), dev.describe()
     assert applied(target, name) == []
+
+
+def test_policy_kinds_are_pruned_and_deleted_under_an_edit_role(
+    tmp_path: Path, kube_user: KubeUser, namespace: str, name: str
+) -> None:
+    kubeconfig = kube_user(f"i14c-{name}", namespace=namespace, role="edit")
+    policy_kinds_coverage(tmp_path, Target(kubeconfig, "devloop-kubeapi", namespace), name)
