@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -115,7 +116,7 @@ def test_kubectl_apply_get_rollout_logs_exec_port_forward_delete(
 
 def _port_forward(kubectl: list[str], ns: str) -> None:
     """`kubectl port-forward` serves the pod's port, and names a port nothing listens on."""
-    from tests.devproc import free_port, http_get
+    from tests.devproc import eventually, free_port, http_get
 
     port = free_port()
     proc = subprocess.Popen(
@@ -124,17 +125,37 @@ def _port_forward(kubectl: list[str], ns: str) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
+    reader: threading.Thread | None = None
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         assert f"Forwarding from 127.0.0.1:{port} -> 8080" in line, line + proc.stderr.read()
         for _ in range(3):  # one connection each: streams are paired per request
             assert http_get(f"http://127.0.0.1:{port}/index.html") == (200, f"hello-{ns}\n")
+        errors: list[str] = []
+
+        def collect() -> None:
+            assert proc.stderr is not None
+            for line in iter(proc.stderr.readline, ""):
+                errors.append(line)
+
+        reader = threading.Thread(target=collect, daemon=True)
+        reader.start()
         assert http_get(f"http://127.0.0.1:{port + 1}/index.html")[0] == 0  # refused in the pod
+        # kubectl reports the error stream's message (and, some versions, ends)
+        eventually(
+            lambda: any("connect: connection refused" in line for line in errors),
+            30,
+            what="kubectl's report of the refused port",
+        )
     finally:
         proc.terminate()
-        _, err = proc.communicate(timeout=30)
-    assert "connect: connection refused" in err, err
+        proc.wait(timeout=30)
+        if reader is not None:
+            reader.join(timeout=10)  # the pipe's EOF ends it
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 def _minor(path: str) -> int:
