@@ -5,6 +5,13 @@ one agent (devloop/sync/agent.sh) reading batches from stdin for as long as the 
 runs. The channel reopens a broken stream once and retries the batch (applying a batch
 twice is harmless: deletes, then an extraction that overwrites); when a long-lived
 agent cannot be opened at all, it runs the agent once per batch instead.
+
+A connection can also die without a word (a NAT entry or a load balancer forgetting it, a
+laptop changing networks): no FIN, no RST, writes still succeed. So each batch on an open
+stream goes out behind a ping (an empty batch the agent acknowledges before it reads the
+batch; sent in the same write, it costs no round trip); no answer to the ping within
+PING_TIMEOUT means the stream is dead, and the batch goes again over a fresh one, with a
+warning, seconds later instead of after the whole batch timeout.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from devloop.runtime.base import StreamClosed, StreamTimeout, Transport
 from devloop.sync.payload import Payload
 
 READY_TIMEOUT = 15.0
+PING_TIMEOUT = 3.0  # an agent answers a ping in ~1 ms; a round trip to any cluster is far less
+PING = b"0 0 0\n"  # nothing to delete or extract: the agent answers "ok 0" at once
 _MISSING_SH = ("executable file not found", "no such file or directory", "not found")
 
 
@@ -53,6 +62,7 @@ class Ack:
     bytes: int  # payload bytes sent
     ms: float  # send → acknowledgement, reopening included
     mode: Mode  # "stream": the long-lived agent; "exec": one exec for this batch
+    warning: str = ""  # something the user should know (a dead stream replaced)
 
 
 @functools.cache
@@ -82,6 +92,7 @@ class Channel:
         self._seq = 0
         self._per_batch = False
         self._lock = threading.Lock()
+        self._warning = ""
 
     @property
     def mode(self) -> Mode:
@@ -98,11 +109,13 @@ class Channel:
             start = time.perf_counter()
             self._seq += 1
             seq = self._seq
+            self._warning = ""
             if self._per_batch:
                 self._once(payload, seq, timeout)
             else:
                 self._stream(payload, seq, timeout)
-            return Ack(seq, payload.size, (time.perf_counter() - start) * 1000, self.mode)
+            ms = (time.perf_counter() - start) * 1000
+            return Ack(seq, payload.size, ms, self.mode, self._warning)
 
     def warm(self) -> None:
         """Open the agent now, so the first edit does not pay for the exec (~50 ms)."""
@@ -124,11 +137,19 @@ class Channel:
                 except SyncError:
                     self._fall_back(payload, seq, timeout)
                     return
+            ping = attempt == 1  # a retry goes over a stream that has just answered `ready`
             try:
-                _exchange(self._transport, payload, seq, timeout)
+                _exchange(self._transport, payload, seq, timeout, ping)
                 return
             except BatchFailed:
                 raise  # the agent answered: the stream is fine
+            except _NoPong as exc:
+                self._drop()
+                self._warning = (
+                    f"the sync stream{' to ' + self.name if self.name else ''} stopped answering "
+                    f"({exc}; a dropped connection?): reopened it and sent the batch again"
+                )
+                continue
             except StreamTimeout:
                 self._drop()  # mid-batch state unknown: the next batch starts a fresh agent
                 raise
@@ -185,9 +206,25 @@ def _exchange_once(transport: Transport, payload: Payload, seq: int, timeout: fl
         transport.close()
 
 
-def _exchange(transport: Transport, payload: Payload, seq: int, timeout: float) -> None:
-    """Send one framed batch and read its acknowledgement."""
-    transport.send(payload.frame(seq))
+class _NoPong(StreamTimeout):
+    """The agent did not answer a ping: the stream is dead, though nothing said so."""
+
+
+def _exchange(
+    transport: Transport, payload: Payload, seq: int, timeout: float, ping: bool = False
+) -> None:
+    """Send one framed batch (behind a ping: an empty batch numbered 0) and read its
+    acknowledgement."""
+    if not ping:
+        transport.send(payload.frame(seq))
+    else:
+        transport.send(PING + payload.frame(seq))
+        try:
+            pong = transport.readline(PING_TIMEOUT).decode(errors="replace")
+        except StreamTimeout:
+            raise _NoPong(f"no answer to a ping in {PING_TIMEOUT:.0f} s") from None
+        if pong != "ok 0":
+            raise StreamClosed(f"the sync agent answered {pong!r} to a ping")
     line = transport.readline(timeout).decode(errors="replace")
     status, _, rest = line.partition(" ")
     got, _, message = rest.partition(" ")

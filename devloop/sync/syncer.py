@@ -227,6 +227,8 @@ class Syncer:
     ) -> bool:
         ok = True
         for o in outcomes:
+            if o.ack is not None and o.ack.warning:
+                self._emit(WarningEvent(o.ack.warning, service))
             if o.ack is not None:
                 ms = round((time.monotonic() - first_seen) * 1000, 2)
                 self._emit(

@@ -31,6 +31,10 @@ from tests.kubeapi.resources import (
 from tests.kubeapi.server import Api, Target
 from tests.kubeapi.services import ServiceProxies
 from tests.kubeapi.settings import Settings
+from tests.kubeapi.spdyexec import pod_exec_spdy
+from tests.kubeapi.spdyexec import protocol as exec_protocol
+from tests.kubeapi.spdyforward import PROTOCOL as PORTFORWARD
+from tests.kubeapi.spdyforward import pod_portforward_spdy, tunnelled, upgraded
 from tests.kubeapi.store import Store
 from tests.kubeapi.stream import pod_exec, pod_portforward, refuse_spdy
 
@@ -207,6 +211,10 @@ class KubeApiServer:
         if t.rt is not PODS or t.name is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         pod = self.store.get(PODS, t.namespace or "", t.name)
+        if t.sub == "portforward" and (tunnelled(request) or upgraded(request, PORTFORWARD)):
+            return await pod_portforward_spdy(self, request, pod)
+        if t.sub == "exec" and (chosen := exec_protocol(request)) is not None:
+            return await pod_exec_spdy(self, request, pod, chosen)
         if t.sub in ("exec", "portforward"):
             refuse_spdy(request, t.sub)
         if t.sub == "log":

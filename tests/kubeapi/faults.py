@@ -9,6 +9,8 @@ as they are. Responses are piped raw. Everything is switchable while connections
     front = FaultFront(kube_api.url); front.start()
     front.add(Rule(action="status", status=503, method="PATCH", path=r"/apis/apps/"))
     front.blackhole(True)    # every connection, open or new, stops moving bytes (no FIN/RST)
+    front.blackhole_open()   # the connections open now stop for good; new ones work (a NAT
+                             # table or a load balancer that forgot them, a network change)
     front.reset_all()        # RST every open connection now
     front.refuse(True)       # new connections are closed as soon as they are accepted
     front.delay(2.0)         # each forwarded request waits this long first
@@ -79,6 +81,7 @@ class _Conn:
     client: asyncio.StreamWriter
     upstream: asyncio.StreamWriter | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    held: asyncio.Event = field(default_factory=asyncio.Event)  # set: black-holed for good
 
 
 def _status_response(code: int) -> bytes:
@@ -162,6 +165,19 @@ class FaultFront:
         unblocked = self._unblocked
         self._loop.call_soon_threadsafe(unblocked.clear if on else unblocked.set)
 
+    def blackhole_open(self) -> int:
+        """Black-hole the connections open now, for good (never a FIN or RST); new connections
+        work. The number of connections held."""
+        if self._loop is None:
+            return 0
+
+        async def hold() -> int:
+            for conn in self._conns:
+                conn.held.set()
+            return len(self._conns)
+
+        return asyncio.run_coroutine_threadsafe(hold(), self._loop).result(timeout=10)
+
     def reset_all(self) -> None:
         """RST every open connection (client and upstream side)."""
         if self._loop is None:
@@ -240,9 +256,11 @@ class FaultFront:
                     return rule
         return None
 
-    async def _flow(self) -> None:
+    async def _flow(self, conn: _Conn) -> None:
         assert self._unblocked is not None
         await self._unblocked.wait()
+        if conn.held.is_set():
+            await asyncio.Event().wait()  # until the connection is torn down
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._refuse:
@@ -257,10 +275,10 @@ class FaultFront:
             _rst(writer)
             return
         conn.upstream = up_writer
-        back = asyncio.ensure_future(self._pipe(up_reader, writer))
+        back = asyncio.ensure_future(self._pipe(up_reader, writer, conn))
         conn.tasks.append(back)
         try:
-            await self._requests(reader, up_writer, writer)
+            await self._requests(reader, up_writer, writer, conn)
             if up_writer.can_write_eof():
                 up_writer.write_eof()  # the client is done sending: let the server finish
         except (ConnectionError, asyncio.IncompleteReadError, OSError):
@@ -273,12 +291,14 @@ class FaultFront:
                 with contextlib.suppress(Exception):
                     w.close()
 
-    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, conn: _Conn
+    ) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while True:
-                await self._flow()
+                await self._flow(conn)
                 data = await src.read(65536)
-                await self._flow()
+                await self._flow(conn)
                 if not data:
                     break
                 dst.write(data)
@@ -292,14 +312,15 @@ class FaultFront:
         reader: asyncio.StreamReader,
         upstream: asyncio.StreamWriter,
         client: asyncio.StreamWriter,
+        conn: _Conn,
     ) -> None:
         while True:
-            await self._flow()
+            await self._flow(conn)
             try:
                 head = await reader.readuntil(b"\r\n\r\n")
             except asyncio.IncompleteReadError:
                 return
-            await self._flow()
+            await self._flow(conn)
             lines = head.decode("latin-1").split("\r\n")
             method, target = [*lines[0].split(" "), "", ""][:2]
             headers = {
@@ -329,5 +350,5 @@ class FaultFront:
             upstream.write(head + body)
             await upstream.drain()
             if headers.get("upgrade"):
-                await self._pipe(reader, upstream)
+                await self._pipe(reader, upstream, conn)
                 return

@@ -134,16 +134,18 @@ class Kubelet:
         """The Docker container behind a pod's container, or the ApiError the kubelet would give."""
         md = pod["metadata"]
         names = [c["name"] for c in pod["spec"]["containers"]]
+        inits = [c["name"] for c in pod["spec"].get("initContainers") or []]
         if container is None:
             if len(names) != 1:
+                also = f" or one of the init containers: [{' '.join(inits)}]" if inits else ""
                 raise ApiError(
                     400,
                     "BadRequest",
                     f"a container name must be specified for pod {md['name']}, "
-                    f"choose one of: [{' '.join(names)}]",
+                    f"choose one of: [{' '.join(names)}]{also}",
                 )
             container = names[0]
-        if container not in names:
+        if container not in names + inits:
             raise ApiError(
                 400, "BadRequest", f"container {container} is not valid for pod {md['name']}"
             )

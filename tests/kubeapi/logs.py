@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -24,6 +25,9 @@ def _options(query: Any) -> dict[str, Any]:
         options["tail"] = int(query["tailLines"])
     if query.get("sinceSeconds"):
         options["since"] = int(time.time()) - int(query["sinceSeconds"])
+    if query.get("sinceTime"):  # RFC 3339; the kubelet keeps lines at or after it
+        stamp = datetime.fromisoformat(str(query["sinceTime"]).replace("Z", "+00:00"))
+        options["since"] = stamp.timestamp()
     return options
 
 

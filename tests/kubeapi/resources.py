@@ -131,6 +131,33 @@ RESOURCEQUOTAS = ResourceType(
     short_names=("quota",),
     subresources=("status",),
 )
+# Stored and validated, never acted on (no autoscaler, no eviction, no network policy)
+HORIZONTALPODAUTOSCALERS = ResourceType(
+    "autoscaling",
+    "v2",
+    "horizontalpodautoscalers",
+    "HorizontalPodAutoscaler",
+    True,
+    short_names=("hpa",),
+    subresources=("status",),
+)
+PODDISRUPTIONBUDGETS = ResourceType(
+    "policy",
+    "v1",
+    "poddisruptionbudgets",
+    "PodDisruptionBudget",
+    True,
+    short_names=("pdb",),
+    subresources=("status",),
+)
+NETWORKPOLICIES = ResourceType(
+    "networking.k8s.io",
+    "v1",
+    "networkpolicies",
+    "NetworkPolicy",
+    True,
+    short_names=("netpol",),
+)
 
 TYPES = (
     NAMESPACES,
@@ -149,8 +176,18 @@ TYPES = (
     CLUSTERROLEBINDINGS,
     SELFSUBJECTACCESSREVIEWS,
     RESOURCEQUOTAS,
+    HORIZONTALPODAUTOSCALERS,
+    PODDISRUPTIONBUDGETS,
+    NETWORKPOLICIES,
 )
-GROUPS = {"apps": ("v1",), RBAC: ("v1",), "authorization.k8s.io": ("v1",)}
+GROUPS = {
+    "apps": ("v1",),
+    RBAC: ("v1",),
+    "authorization.k8s.io": ("v1",),
+    "autoscaling": ("v2",),
+    "policy": ("v1",),
+    "networking.k8s.io": ("v1",),
+}
 
 
 def lookup(group: str, version: str, plural: str) -> ResourceType | None:

@@ -18,6 +18,7 @@ from tests.kubeapi import (
     meta,
     openapi,
     patch,
+    podsecurity,
     quota,
     resources,
     table,
@@ -370,6 +371,7 @@ class Api:
         defaults.prepare(t.rt, body, None)
         self._namespace_open(t, body["metadata"]["name"])
         if t.rt is PODS:
+            podsecurity.admit(self.store, body)
             quota.admit(self.store, body)
         if manager:
             apply.record_update(t.rt, None, body, manager)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import struct
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import docker.errors
@@ -23,8 +24,8 @@ V5, V4 = "v5.channel.k8s.io", "v4.channel.k8s.io"
 
 
 def refuse_spdy(request: web.Request, sub: str) -> None:
-    """SPDY (kubectl <= 1.29, and SPDY tunnelled in WebSocket for port-forward in newer kubectl)
-    is not spoken here: say so instead of failing obscurely."""
+    """A SPDY request the SPDY handlers (spdyexec, spdyforward) did not take (an exec or
+    port-forward protocol not spoken here): say so instead of failing obscurely."""
     upgrade = request.headers.get("Upgrade", "").lower()
     offered = request.headers.get("Sec-WebSocket-Protocol", "")
     spdy = upgrade.startswith("spdy")
@@ -36,8 +37,9 @@ def refuse_spdy(request: web.Request, sub: str) -> None:
         raise ApiError(
             400,
             "BadRequest",
-            f"{sub} over {how} is not supported by this test API server: it speaks only "
-            f"WebSocket with the {V5} / {V4} subprotocols"
+            f"{sub} over {how} is not supported by this test API server: it speaks "
+            f"WebSocket with the {V5} / {V4} subprotocols, and SPDY/3.1 with "
+            "v4.channel.k8s.io (exec) or portforward.k8s.io (port-forward)"
             + (" and ?ports=N in the query" if sub == "portforward" else ""),
         )
 
@@ -67,7 +69,29 @@ def _exit_status(code: int, argv: list[str]) -> Obj:
     }
 
 
-async def pod_exec(server: KubeApiServer, request: web.Request, pod: Obj) -> web.StreamResponse:
+@dataclass
+class Exec:
+    """A process started in a pod's container, its streams not yet attached to a client."""
+
+    session: ExecSession
+    exec_id: str
+    argv: list[str]
+    stdin: bool
+    stdout: bool
+    stderr: bool
+    tty: bool
+
+    async def exit_status(self, server: KubeApiServer) -> Obj:
+        api = server.docker.api
+        loop = asyncio.get_running_loop()
+        code = (await loop.run_in_executor(None, lambda: api.exec_inspect(self.exec_id)))[
+            "ExitCode"
+        ]
+        return _exit_status(int(code or 0), self.argv)
+
+
+async def start_exec(server: KubeApiServer, request: web.Request, pod: Obj) -> Exec:
+    """Check the request as the kubelet does and start the process (ApiError when it cannot)."""
     query = request.query
     argv = query.getall("command", [])
     if not argv:
@@ -99,16 +123,21 @@ async def pod_exec(server: KubeApiServer, request: web.Request, pod: Obj) -> web
         ) from None
     session = ExecSession(server.docker, exec_id, tty)
     await session.start()
+    return Exec(session, exec_id, argv, stdin, stdout, stderr, tty)
+
+
+async def pod_exec(server: KubeApiServer, request: web.Request, pod: Obj) -> web.StreamResponse:
+    started = await start_exec(server, request, pod)
+    session, exec_id = started.session, started.exec_id
+    api = server.docker.api
     ws = web.WebSocketResponse(protocols=(V5, V4), autoping=True, max_msg_size=0)
     await ws.prepare(request)
     reader = asyncio.ensure_future(_exec_input(ws, session, api, exec_id))
     try:
         while (chunk := await session.read()) is not None:
             await ws.send_bytes(bytes([chunk[0]]) + chunk[1])
-        code = (await loop.run_in_executor(None, lambda: api.exec_inspect(exec_id)))["ExitCode"]
-        await ws.send_bytes(
-            bytes([ERROR]) + json.dumps(_exit_status(int(code or 0), argv)).encode()
-        )
+        status = await started.exit_status(server)
+        await ws.send_bytes(bytes([ERROR]) + json.dumps(status).encode())
     finally:
         reader.cancel()
         session.close()

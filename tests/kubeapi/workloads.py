@@ -8,7 +8,7 @@ import json
 import math
 import time
 
-from tests.kubeapi import defaults, meta, quota
+from tests.kubeapi import defaults, meta, podsecurity, quota
 from tests.kubeapi.events import Recorder
 from tests.kubeapi.meta import ApiError, Obj
 from tests.kubeapi.resources import DEPLOYMENTS, PODS, REPLICASETS
@@ -121,6 +121,7 @@ class ReplicaSets:
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": md, "spec": template["spec"]}
         defaults.prepare(PODS, pod, None)
         try:
+            podsecurity.admit(self.store, pod)
             quota.admit(self.store, pod)
         except ApiError as exc:
             self._failed_create(rs, exc.message)

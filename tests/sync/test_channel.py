@@ -3,6 +3,7 @@ fan-out."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -117,18 +118,45 @@ def test_a_batch_without_an_answer_times_out_and_the_next_one_reopens(
 
     def open_transport(argv: Sequence[str]) -> Transport:
         opened.append(argv)
-        if len(opened) == 1:  # an agent that says ready and then never answers
+        if len(opened) == 1:  # an agent that answers the ping, then never the batch
+            hang = "echo ready 1; read seq rest; echo ok $seq; exec sleep 60"
+            return DockerTransport(docker_client.api, box.id, ["sh", "-c", hang])
+        return DockerTransport(docker_client.api, box.id, argv)
+
+    channel = Channel(open_transport, "box")
+    channel.warm()
+    with pytest.raises(StreamTimeout, match="no answer"):
+        channel.apply(edit(tmp_path, "app/a.txt", "lost"), timeout=0.5)
+    channel.apply(edit(tmp_path, "app/a.txt", "next"))
+    channel.close()
+    assert len(opened) == 2 and box.cat("/srv/app/a.txt") == "next"
+
+
+def test_a_stream_that_went_silent_is_replaced_within_the_ping_timeout(
+    tmp_path: Path, boxes: Callable[..., Box], docker_client: docker.DockerClient
+) -> None:
+    """A connection dropped without a word: the agent never sees the batch, nothing says so."""
+    box = boxes()
+    opened: list[Sequence[str]] = []
+
+    def open_transport(argv: Sequence[str]) -> Transport:
+        opened.append(argv)
+        if len(opened) == 1:  # ready, then deaf: what a black-holed connection looks like
             return DockerTransport(
                 docker_client.api, box.id, ["sh", "-c", "echo ready 1; exec sleep 60"]
             )
         return DockerTransport(docker_client.api, box.id, argv)
 
     channel = Channel(open_transport, "box")
-    with pytest.raises(StreamTimeout, match="no answer"):
-        channel.apply(edit(tmp_path, "app/a.txt", "lost"), timeout=0.5)
-    channel.apply(edit(tmp_path, "app/a.txt", "next"))
+    channel.warm()
+    started = time.monotonic()
+    ack = channel.apply(edit(tmp_path, "app/a.txt", "landed"), timeout=30)
+    took = time.monotonic() - started
     channel.close()
-    assert len(opened) == 2 and box.cat("/srv/app/a.txt") == "next"
+    assert box.cat("/srv/app/a.txt") == "landed"
+    assert len(opened) == 2 and ack.mode == "stream"
+    assert "stopped answering" in ack.warning and "reopened it" in ack.warning, ack
+    assert took < 20, took  # the ping's few seconds, not the batch's 30
 
 
 def instance(box: Box, generation: str = "1") -> Instance:

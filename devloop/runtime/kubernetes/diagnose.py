@@ -16,12 +16,29 @@ FATAL = (
     "CreateContainerError",
     "RunContainerError",
 )
+_TRANSIENT = ("ContainerCreating", "PodInitializing")  # the pod's events say why, if anything
 LOG_LINES = 10
+# A volume the kubelet cannot mount because its ConfigMap or Secret does not exist: it retries
+# for ever, and the object may yet be created; after this long, say so instead of waiting on.
+MOUNT_PATIENCE = 10.0
 
 
 def fatal(pod: Obj) -> bool:
     """A container of `pod` is stuck in a state that needs a change from the user."""
     return any(_waiting(cs).get("reason") in FATAL for cs in _statuses(pod))
+
+
+def unmountable(rest: Rest, pod: Obj) -> bool:
+    """`pod` waits for a volume whose ConfigMap or Secret is missing (the kubelet's FailedMount)."""
+    status = pod.get("status") or {}
+    if status.get("phase") != "Pending" or not any(
+        _waiting(cs).get("reason") == "ContainerCreating" for cs in _statuses(pod)
+    ):
+        return False
+    return any(
+        e.get("reason") == "FailedMount" and "not found" in str(e.get("message") or "")
+        for e in _events(rest, pod)
+    )
 
 
 def diagnose(rest: Rest, pod: Obj) -> str:
@@ -30,13 +47,12 @@ def diagnose(rest: Rest, pod: Obj) -> str:
     for cs in _statuses(pod):
         reason = _waiting(cs).get("reason")
         if reason in PULL_FAILURES:
-            return _pull(name, cs)
+            return _pull(name, _container(pod, cs), cs)
         if reason == "CrashLoopBackOff":
             return _crash(rest, pod, cs)
-        if reason:
+        if reason and reason not in _TRANSIENT:
             return (
-                f"pod {name}: container {cs.get('name')} is {reason}: "
-                f"{_waiting(cs).get('message', '')}"
+                f"pod {name}: {_container(pod, cs)} is {reason}: {_waiting(cs).get('message', '')}"
             ).rstrip(": ")
     status = pod.get("status") or {}
     if status.get("phase") == "Pending":
@@ -53,15 +69,20 @@ def _statuses(pod: Obj) -> list[Obj]:
     return [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
 
 
+def _container(pod: Obj, cs: Obj) -> str:
+    inits = {c.get("name") for c in (pod.get("spec") or {}).get("initContainers") or []}
+    return f"{'init container' if cs.get('name') in inits else 'container'} {cs.get('name')}"
+
+
 def _waiting(cs: Obj) -> Obj:
     return dict((cs.get("state") or {}).get("waiting") or {})
 
 
-def _pull(pod: str, cs: Obj) -> str:
+def _pull(pod: str, container: str, cs: Obj) -> str:
     waiting = _waiting(cs)
     image = str(cs.get("image") or "")
     return (
-        f"pod {pod}: container {cs.get('name')} is {waiting.get('reason')}: cannot pull image "
+        f"pod {pod}: {container} is {waiting.get('reason')}: cannot pull image "
         f"{image} "
         f"from registry {registry_of(image)}: {waiting.get('message', 'no details')}"
     )
@@ -69,7 +90,7 @@ def _pull(pod: str, cs: Obj) -> str:
 
 def _crash(rest: Rest, pod: Obj, cs: Obj) -> str:
     last = (cs.get("lastState") or {}).get("terminated") or {}
-    head = f"pod {pod['metadata']['name']}: container {cs.get('name')} is in CrashLoopBackOff "
+    head = f"pod {pod['metadata']['name']}: {_container(pod, cs)} is in CrashLoopBackOff "
     head += f"(restarted {cs.get('restartCount', 0)} time(s))"
     return head + "; " + _exited(rest, pod, cs, last, previous=True)
 

@@ -127,6 +127,13 @@ class Rest:
             raise _error(f"GET {path}", response.status, response.reason or "", data)
         return response
 
+    def forget_connections(self) -> None:
+        """Close the idle pooled connections: after one went silent, the others (opened over the
+        same network path) may be dead too, and a request on one would wait out its timeout."""
+        pool = getattr(self.api.rest_client, "pool_manager", None)
+        if pool is not None:
+            pool.clear()
+
     def fresh_core(self) -> k8s.CoreV1Api:
         """A CoreV1Api on its own ApiClient: `kubernetes.stream` swaps the client's
         `call_api` while it opens a WebSocket, so concurrent opens must not share one."""
@@ -154,6 +161,8 @@ class Rest:
             )
             return self.api.call_api(*request, _request_timeout=timeout).response  # type: ignore[no-any-return]
         except (urllib3.exceptions.HTTPError, OSError, k8s.ApiException) as exc:
+            if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+                self.forget_connections()
             raise RuntimeUnavailable(
                 f"{method} {path}: cannot reach the Kubernetes API server at {self.server}: "
                 f"{_reason(exc)}"

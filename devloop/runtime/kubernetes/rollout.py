@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from devloop.errors import DeployError
 from devloop.runtime.kubernetes.apply import Ref
-from devloop.runtime.kubernetes.diagnose import diagnose, fatal
+from devloop.runtime.kubernetes.diagnose import MOUNT_PATIENCE, diagnose, fatal, unmountable
 from devloop.runtime.kubernetes.pods import is_ready, list_pods
 from devloop.runtime.kubernetes.rest import KubeApiError, Obj, Rest, selector
 
@@ -36,6 +36,7 @@ class Rollout:
 
     def __init__(self, rest: Rest) -> None:
         self._rest = rest
+        self._pending_since: dict[str, float] = {}  # pod uid → first seen Pending (monotonic)
 
     def wait(
         self,
@@ -56,7 +57,7 @@ class Rollout:
             stuck = {
                 s: ps
                 for s, ps in pending.items()
-                if any(p.failure or (p.observed and any(map(fatal, p.pods))) for p in ps)
+                if any(p.failure or (p.observed and any(map(self._stuck, p.pods))) for p in ps)
             }
             if stuck:
                 raise DeployError(self._report(stuck, "cannot become ready"))
@@ -68,6 +69,15 @@ class Rollout:
                 return
             if cancel is None:
                 time.sleep(POLL)
+
+    def _stuck(self, pod: Obj) -> bool:
+        """A pod that will not start without a change from the user."""
+        if fatal(pod):
+            return True
+        if (pod.get("status") or {}).get("phase") != "Pending":
+            return False
+        since = self._pending_since.setdefault(str(pod["metadata"].get("uid")), time.monotonic())
+        return time.monotonic() - since >= MOUNT_PATIENCE and unmountable(self._rest, pod)
 
     def progress(self, ref: Ref) -> Progress:
         try:

@@ -34,6 +34,7 @@ from devloop.runtime.kubernetes.rest import Obj
 from devloop.runtime.kubernetes.rollout import Rollout
 from devloop.runtime.kubernetes.stream import KubeTransport, kube_exec
 from devloop.runtime.kubernetes.supervise import ANNOTATION, Supervision
+from devloop.runtime.kubernetes.synced import SyncMarks
 from devloop.runtime.kubernetes.watch import PodWatch
 
 # The kinds whose pods a rollout wait watches (a ReplicaSet or Job of a user is not waited for).
@@ -64,6 +65,8 @@ class KubernetesRuntime:
         self._applier = Applier(self._rest, self._kinds, self._namespace, project.name, session)
         self._supervision = Supervision(docker)
         self._rollout = Rollout(self._rest)
+        self._marks = SyncMarks(self._rest, session)
+        self._deployed_once = False
         self._applied: dict[tuple[str, str | None, str], Ref] = {}  # what this session applied
         self._workloads: dict[str, list[Ref]] = {}
         self._supervised: dict[str, bool] = {}  # pod name → runs under the supervisor
@@ -89,6 +92,9 @@ class KubernetesRuntime:
                 + "\n  ".join(problems)
             )
         objects = [(self._supervision.wrap(m) if self._dev else m.obj, m.service) for m in mine]
+        if not self._deployed_once:  # pods an earlier session synced into and left behind
+            self._deployed_once = True
+            self._marks.replace_stale(self._namespace, project_labels(self.project.name))
         refs = self._applier.apply(objects)
         with self._lock:
             self._applied.update((r.key, r) for r in refs)
@@ -126,7 +132,14 @@ class KubernetesRuntime:
 
     def open_stream(self, instance: Instance, argv: Sequence[str]) -> Transport:
         namespace, pod, container = split_id(instance)
-        return KubeTransport(self._rest, namespace, pod, container, argv)
+        return KubeTransport(
+            self._rest,
+            namespace,
+            pod,
+            container,
+            argv,
+            before_send=lambda: self._marks.mark(namespace, pod),
+        )
 
     def exec(
         self, instance: Instance, argv: Sequence[str], timeout: float = 30.0

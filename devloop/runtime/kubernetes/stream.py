@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import yaml
@@ -42,8 +42,10 @@ class KubeTransport:
         argv: Sequence[str],
         *,
         stdin: bool = True,
+        before_send: Callable[[], None] | None = None,
     ) -> None:
         self._what = f"{argv[0]} in pod {pod}"
+        self._before_send = before_send  # called once, before the first bytes go to stdin
         try:
             self._ws: Any = stream(
                 rest.fresh_core().connect_get_namespaced_pod_exec,
@@ -63,8 +65,12 @@ class KubeTransport:
         self._out = bytearray()
         self._err = bytearray()
         self._status = b""
+        self._stalled = False  # no answer in time: the connection may be dead without a word
 
     def send(self, data: bytes) -> None:
+        before, self._before_send = self._before_send, None
+        if before is not None:
+            before()
         try:
             for i in range(0, max(len(data), 1), _CHUNK):
                 self._ws.write_stdin(bytes(data[i : i + _CHUNK]))
@@ -84,6 +90,7 @@ class KubeTransport:
                 )
             left = deadline - time.monotonic()
             if left <= 0:
+                self._stalled = True
                 raise StreamTimeout(f"no answer from {self._what} in time{self._notes()}")
             self._receive(left)
 
@@ -120,8 +127,10 @@ class KubeTransport:
             )  # v5 protocol only; older servers see EOF when the socket closes
 
     def close(self) -> None:
+        # after a stall, waiting for the server's close frame (3 s by default) would only wait
+        # on a connection that may be dead
         with contextlib.suppress(WebSocketException, OSError):
-            self._ws.close()
+            self._ws.close(timeout=0 if self._stalled else 3)
         # once the server has sent its close frame, close() returns early and leaves the socket open
         with contextlib.suppress(WebSocketException, OSError, AttributeError):
             self._ws.sock.shutdown()

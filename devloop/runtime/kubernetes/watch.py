@@ -1,5 +1,10 @@
 """One background watch on the project's pods, fanned out to whoever needs to know (replay,
-logs)."""
+logs).
+
+A watch that breaks off or goes silent (a connection dropped without a word: the server ends
+each watch every WATCH_SECONDS, so READ_TIMEOUT without a byte means the connection is dead)
+resumes from the last resourceVersion it saw; only a version the server no longer has (410
+Gone) costs a new list."""
 
 from __future__ import annotations
 
@@ -15,7 +20,16 @@ from devloop.runtime.kubernetes.rest import Obj, Rest, lines, selector
 # (previous, current): None before a pod appears / after it goes
 Listener = Callable[[Obj | None, Obj | None], None]
 WATCH_SECONDS = 5  # the server ends each watch this often, so a stop is noticed promptly
+READ_TIMEOUT = WATCH_SECONDS + 5.0
 RETRY = 1.0
+
+
+class _BrokeOff(DevloopError):
+    """The watch connection failed; `rv` is the last version seen, where to resume."""
+
+    def __init__(self, message: str, rv: str) -> None:
+        super().__init__(message)
+        self.rv = rv
 
 
 class PodWatch:
@@ -49,12 +63,17 @@ class PodWatch:
             return self._pods.get(uid)
 
     def _run(self, stop: threading.Event) -> None:
+        rv = ""
         while not stop.is_set():
             try:
-                rv = self._relist()
+                rv = rv or self._relist()
                 while not stop.is_set() and rv:
                     rv = self._watch(rv, stop)
+            except _BrokeOff as exc:
+                rv = exc.rv  # resume where it broke off
+                stop.wait(RETRY)
             except DevloopError:
+                rv = ""
                 stop.wait(RETRY)  # the server went away for a moment: list again
 
     def _relist(self) -> str:
@@ -88,7 +107,7 @@ class PodWatch:
                 "timeoutSeconds": WATCH_SECONDS,
                 "allowWatchBookmarks": True,
             },
-            timeout=(5.0, WATCH_SECONDS + 10.0),
+            timeout=(5.0, READ_TIMEOUT),
         )
         try:
             for line in lines(response):
@@ -103,7 +122,12 @@ class PodWatch:
                 rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
                 if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
                     self._update(obj, deleted=event["type"] == "DELETED")
-        except (OSError, ValueError, urllib3.exceptions.HTTPError) as exc:
+        except urllib3.exceptions.ReadTimeoutError:
+            self._rest.forget_connections()  # the pool's idle connections may be dead too
+            raise _BrokeOff("the pod watch went silent", rv) from None
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            raise _BrokeOff(f"watching pods stopped: {exc}", rv) from None
+        except ValueError as exc:
             raise DevloopError(f"watching pods stopped: {exc}") from None
         finally:
             response.release_conn()

@@ -407,3 +407,154 @@ def quota_diagnosis(root: Path, target: Target, name: str) -> None:
 def cleanup_images(docker_client: Any, name: str) -> None:
     for img in docker_client.images.list(name=f"devloop-test-k8s/{name}"):
         docker_client.images.remove(img.id, force=True)
+
+
+def _patch_pod_spec(root: Path, addition: str) -> None:
+    """Add lines (indented as pod spec keys) to the Deployment's pod spec."""
+    template = root / "k8s/web.yaml.j2"
+    template.write_text(
+        template.read_text().replace(
+            "      terminationGracePeriodSeconds: 2\n",
+            "      terminationGracePeriodSeconds: 2\n" + addition,
+        )
+    )
+
+
+def _fails_early(root: Path, target: Target, timeout: int = 150) -> str:
+    """`devloop run` that must fail with a reason before its rollout deadline; its stderr."""
+    result = devloop(root, target, "run", "--timeout", str(timeout))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "did not become ready within" not in result.stderr, result.stderr
+    assert "has no pods yet" not in result.stderr, result.stderr
+    return result.stderr
+
+
+def init_failure_diagnosis(root: Path, target: Target, name: str) -> None:
+    """A failing init container ends the rollout wait naming it, its exit code and its log."""
+    write_project(root, target, name)
+    _patch_pod_spec(
+        root,
+        "      initContainers:\n"
+        "        - name: setup\n"
+        "          image: {{ image | quote }}\n"
+        '          command: ["sh", "-c", "echo init-went-wrong; exit 4"]\n',
+    )
+    stderr = _fails_early(root, target)
+    assert "init container setup" in stderr, stderr
+    assert "exited with code 4" in stderr, stderr
+    assert "init-went-wrong" in stderr, stderr
+
+
+def missing_volume_diagnosis(root: Path, target: Target, name: str) -> None:
+    """A ConfigMap volume whose ConfigMap does not exist ends the wait with the kubelet's
+    FailedMount."""
+    write_project(root, target, name)
+    _patch_pod_spec(
+        root,
+        "      volumes: [{name: settings, configMap: {name: absent-settings}}]\n",
+    )
+    template = root / "k8s/web.yaml.j2"
+    template.write_text(
+        template.read_text().replace(
+            "          ports: [{containerPort: 8080}]\n",
+            "          ports: [{containerPort: 8080}]\n"
+            "          volumeMounts: [{name: settings, mountPath: /settings}]\n",
+        )
+    )
+    stderr = _fails_early(root, target)
+    assert "FailedMount" in stderr, stderr
+    assert 'configmap "absent-settings" not found' in stderr, stderr
+
+
+def non_root_diagnosis(root: Path, target: Target, name: str) -> None:
+    """runAsNonRoot on an image that runs as root: the kubelet's refusal, at once."""
+    write_project(root, target, name)
+    _patch_pod_spec(root, "      securityContext: {runAsNonRoot: true}\n")
+    stderr = _fails_early(root, target)
+    assert "CreateContainerConfigError" in stderr, stderr
+    assert "runAsNonRoot and image will run as root" in stderr, stderr
+
+
+def pod_security_diagnosis(root: Path, target: Target, name: str) -> None:
+    """A namespace enforcing the `restricted` Pod Security level refuses the pods: the
+    ReplicaSet's FailedCreate, naming what violates it."""
+    write_project(root, target, name)
+    core = target.core()
+    core.create_namespace(
+        {
+            "metadata": {
+                "name": target.namespace,
+                "labels": {"pod-security.kubernetes.io/enforce": "restricted"},
+            }
+        }
+    )
+    stderr = _fails_early(root, target)
+    assert "pods cannot be created" in stderr, stderr
+    assert 'violates PodSecurity "restricted:latest"' in stderr, stderr
+    assert "runAsNonRoot != true" in stderr, stderr
+
+
+POLICIES = """\
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 1
+  maxReplicas: 2
+  metrics: [{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 80}}}]
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: web}
+spec:
+  maxUnavailable: 1
+  selector: {matchLabels: {app: web}}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress: [{ports: [{port: 8080}]}]
+"""  # noqa: E501
+
+
+def _policies(target: Target) -> list[str]:
+    api = target.core().api_client
+    ns = target.namespace
+    found = [
+        f"HorizontalPodAutoscaler/{o.metadata.name}"
+        for o in k8s.AutoscalingV2Api(api).list_namespaced_horizontal_pod_autoscaler(ns).items
+    ]
+    found += [
+        f"PodDisruptionBudget/{o.metadata.name}"
+        for o in k8s.PolicyV1Api(api).list_namespaced_pod_disruption_budget(ns).items
+    ]
+    found += [
+        f"NetworkPolicy/{o.metadata.name}"
+        for o in k8s.NetworkingV1Api(api).list_namespaced_network_policy(ns).items
+    ]
+    return found
+
+
+def policy_kinds_coverage(root: Path, target: Target, name: str) -> None:
+    """An HPA, a PDB and a NetworkPolicy are applied, pruned once no longer rendered, and
+    deleted by `delete`."""
+    write_project(root, target, name, extra=EXTRA + POLICIES)
+    result = devloop(root, target, "run", "--timeout", "120")
+    assert result.returncode == 0, result.stderr
+    kinds = ["HorizontalPodAutoscaler/web", "NetworkPolicy/web", "PodDisruptionBudget/web"]
+    assert sorted(_policies(target)) == kinds
+    template = root / "k8s/web.yaml.j2"
+    template.write_text(template.read_text().replace(POLICIES, ""))
+    result = devloop(root, target, "run", "--timeout", "120")
+    assert result.returncode == 0, result.stderr
+    assert _policies(target) == []
+    template.write_text(template.read_text() + POLICIES)
+    result = devloop(root, target, "run", "--timeout", "120")
+    assert result.returncode == 0, result.stderr
+    result = devloop(root, target, "delete")
+    assert result.returncode == 0, result.stderr
+    assert _policies(target) == [] and applied(target, name) == []

@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -35,6 +36,11 @@ from tests.runtime.kubernetes.scenarios import (
     crash_diagnosis,
     delete_coverage,
     dev_loop,
+    init_failure_diagnosis,
+    missing_volume_diagnosis,
+    non_root_diagnosis,
+    pod_security_diagnosis,
+    policy_kinds_coverage,
     pull_diagnosis,
     quota_diagnosis,
     write_project,
@@ -102,3 +108,18 @@ def test_a_quota_that_refuses_pods_ends_the_rollout_wait(
     tmp_path: Path, target: Target, name: str
 ) -> None:
     quota_diagnosis(tmp_path, target, name)
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [init_failure_diagnosis, missing_volume_diagnosis, non_root_diagnosis, pod_security_diagnosis],
+    ids=["init-container", "missing-configmap-volume", "run-as-non-root", "pod-security"],
+)
+def test_pods_that_cannot_start_end_the_rollout_wait_with_their_reason(
+    tmp_path: Path, target: Target, name: str, scenario: Any
+) -> None:
+    scenario(tmp_path, target, name)
+
+
+def test_policy_kinds_are_pruned_and_deleted(tmp_path: Path, target: Target, name: str) -> None:
+    policy_kinds_coverage(tmp_path, target, name)

@@ -258,3 +258,40 @@ def test_services_map_port_to_target_port(
     answer = wait_for("web:80 answers", lambda: fetch(80)[1] == 0 and fetch(80), timeout=60)
     assert answer[0].endswith("hello\n")
     assert fetch(8080)[1] != 0  # the service does not list 8080
+
+
+def test_pod_security_admission_enforces_the_namespace_level(ns: str, core: Any) -> None:
+    core.patch_namespace(
+        ns, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
+    )
+    with pytest.raises(ApiException) as caught:
+        _pod(core, ns, "loose", {"containers": [_sleeper()]})
+    assert caught.value.status == 403
+    message = caught.value.body
+    assert 'pods \\"loose\\" is forbidden: violates PodSecurity \\"restricted:latest\\"' in message
+    for part in (
+        "allowPrivilegeEscalation != false",
+        "unrestricted capabilities",
+        "runAsNonRoot != true",
+        "seccompProfile",
+    ):
+        assert part in message, message
+    tight = {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+        "runAsUser": 1000,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    _pod(core, ns, "tight", {"containers": [_sleeper(securityContext=tight)]})
+    core.patch_namespace(
+        ns, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "baseline"}}}
+    )
+    _pod(core, ns, "baseline-ok", {"containers": [_sleeper()]})
+    with pytest.raises(ApiException, match="privileged"):
+        _pod(
+            core,
+            ns,
+            "privileged",
+            {"containers": [_sleeper(securityContext={"privileged": True})]},
+        )

@@ -116,3 +116,19 @@ def test_delay_holds_requests_back(kube_fault: KubeFault) -> None:
         _get(sock, "/version")
         assert b"200 OK" in sock.recv(65536)
         assert time.monotonic() - started >= 1.0
+
+
+def test_blackhole_open_holds_the_open_connections_and_lets_new_ones_through(
+    kube_fault: KubeFault,
+) -> None:
+    with _connect(kube_fault) as sock:
+        _get(sock, "/version")
+        assert b"200 OK" in sock.recv(65536)
+        assert kube_fault.front.blackhole_open() >= 1
+        _get(sock, "/version")
+        sock.settimeout(1.0)
+        with pytest.raises(TimeoutError):
+            sock.recv(65536)  # held for good: no answer, no FIN, no RST
+        with _connect(kube_fault) as fresh:
+            _get(fresh, "/version")
+            assert b"200 OK" in fresh.recv(65536)
