@@ -7,11 +7,14 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from devloop import config
+from devloop.bridge.factory import open_bridge
+from devloop.bridge.intercept import LocalBridge, Options
 from devloop.build.builder import Builder
 from devloop.clients.docker import connect
 from devloop.commands.common import new_session_id, selected
@@ -34,16 +37,32 @@ def run(
     keep: bool = False,
     context: str | None = None,
     watcher: str = "auto",
+    local: Local | None = None,
 ) -> int:
     project = config.load(directory, profiles, kube_context=context)
     names = selected(project, services)
+    if local is not None:
+        selected(project, [local.service])
+        if local.service not in names:
+            names = (*names, local.service)
     emit = sink(output)
     lock = _lock(project, context)
     lock.acquire()
     try:
-        return _run(project, names, emit, lock, keep=keep, context=context, watcher=watcher)
+        return _run(
+            project, names, emit, lock, keep=keep, context=context, watcher=watcher, local=local
+        )
     finally:
         lock.release()
+
+
+@dataclass(frozen=True)
+class Local:
+    """`--local SERVICE` and its options."""
+
+    service: str
+    options: Options
+    relay_base: str | None = None
 
 
 def _lock(project: Project, context: str | None) -> SessionLock:
@@ -65,6 +84,7 @@ def _run(
     keep: bool,
     context: str | None,
     watcher: str = "auto",
+    local: Local | None = None,
 ) -> int:
     if note := lock.took_over():
         emit(Info(message=note))
@@ -81,9 +101,22 @@ def _run(
     )
     signals = _Signals(session.stop)
     error: BaseException | None = None
+    bridge: LocalBridge | None = None
     try:
         signals.install()
         session.start()
+        if local is not None:
+            bridge = open_bridge(
+                project,
+                local.service,
+                client,
+                target_of(project, context),
+                emit,
+                local.options,
+                local.relay_base,
+            )
+            bridge.start()
+            _stop_when_exited(bridge, session.stop, emit)
         signals.started = True
         session.run()
     except KeyboardInterrupt as exc:
@@ -96,6 +129,8 @@ def _run(
     finally:
         signals.shield()  # a second Ctrl-C (or TERM, HUP) must not cut the cleanup short
         try:
+            if bridge is not None:
+                bridge.close()
             session.close(keep=keep)
         except DevloopError as exc:
             if error is None:
@@ -113,6 +148,19 @@ def _run(
         sys.stderr.flush()
         os._exit(signals.exit_code())
     return signals.exit_code()
+
+
+def _stop_when_exited(bridge: LocalBridge, stop: threading.Event, emit: Emit) -> None:
+    """End the session when the local process ends (the developer stopped it, or it crashed)."""
+
+    def wait() -> None:
+        while not stop.wait(0.2):
+            code = bridge.exited()
+            if code is not None:
+                emit(Info(f"the local {bridge.env.service} process exited ({code}): stopping"))
+                stop.set()
+
+    threading.Thread(target=wait, name="devloop-local-wait", daemon=True).start()
 
 
 def _builds_running() -> bool:

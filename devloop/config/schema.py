@@ -114,6 +114,17 @@ class BuilderSpec(_Strict):
     )
 
 
+class LocalSpec(_Strict):
+    command: str | None = Field(
+        default=None,
+        description="shell command that runs the service on this machine (`dev --local`)",
+    )
+    cwd: str = Field(default=".", description="its working directory, relative to devloop.yaml")
+    env: dict[str, Text] = Field(
+        default_factory=dict, description="variables added to (and overriding) the pod's env"
+    )
+
+
 class ServiceSpec(_Strict):
     image: str = Field(description="image repository, e.g. 'shop/web' (the tag is computed)")
     context: str = Field(
@@ -139,6 +150,9 @@ class ServiceSpec(_Strict):
     env: dict[str, Text] = Field(default_factory=dict)
     requires: list[str] = Field(
         default_factory=list, description="services whose images this one builds FROM"
+    )
+    local: LocalSpec | None = Field(
+        default=None, description="how `devloop dev --local SERVICE` runs it as a local process"
     )
 
     @field_validator("image")

@@ -35,6 +35,15 @@ class Port:
 
 
 @dataclass(frozen=True)
+class LocalRun:
+    """How `dev --local` runs a service on this machine (`local:` in devloop.yaml)."""
+
+    command: str | None  # a shell command; None: only --command gives one
+    cwd: Path  # absolute
+    env: Mapping[str, str]  # added to the pod's env, overriding it
+
+
+@dataclass(frozen=True)
 class Service:
     name: str
     image: str  # repository without tag, registry prefix included when one is set
@@ -50,6 +59,7 @@ class Service:
     ports: tuple[Port, ...]
     env: Mapping[str, str]
     requires: tuple[str, ...]
+    local: LocalRun | None = None
 
 
 @dataclass(frozen=True)
