@@ -59,6 +59,7 @@ class DockerRelay:
         self._env = env
         self._spec = spec
         self._relay: str | None = None
+        self._originals_found: list[str] = []
 
     @property
     def name(self) -> str:
@@ -77,7 +78,9 @@ class DockerRelay:
             cmd += ["--header", "=".join(self._spec.header)]
             cmd += ["--original", original_alias(self._env.service)]
         labels = {
-            **dict(self._env.labels),
+            # the pod's own labels (what a selector matches), not devloop's: the relay is no
+            # instance of the service for the dev loop
+            **{k: v for k, v in self._env.labels if not k.startswith("devloop.dev/")},
             **project_labels(self._project),
             LABEL_RELAY: self._env.service,
             LABEL_RESTORE: json.dumps(originals, sort_keys=True),
@@ -99,26 +102,34 @@ class DockerRelay:
             )
             self._relay = str(created["Id"])
             self._api.start(self._relay)
-            for cid in originals:
-                _reconnect(self._api, self._network, cid, [original_alias(self._env.service)])
+            self._originals_found = list(originals)
             port = self._api.port(self._relay, CONTROL_PORT)[0]["HostPort"]
         except (docker.errors.APIError, requests.RequestException, IndexError, KeyError) as exc:
             raise DeployError(f"starting the relay for {self._env.service} failed: {exc}") from exc
         return "127.0.0.1", int(port)
 
+    def take_over(self) -> None:
+        try:
+            for cid in self._originals_found:
+                _reconnect(self._api, self._network, cid, [original_alias(self._env.service)])
+        except (docker.errors.APIError, requests.RequestException) as exc:
+            raise DeployError(f"moving {self._env.service} off its name failed: {exc}") from exc
+
     def restore(self) -> None:
         recover(self._api, self._project)
 
     def _originals(self) -> dict[str, list[str]]:
+        """Each running container of the service -> the aliases it was given on the network (the
+        engine adds its name and short id by itself)."""
         labels = [f"{k}={v}" for k, v in project_labels(self._project).items()]
+        wanted = [*labels, f"{LABEL_SERVICE}={self._env.service}"]
         out = {}
-        for c in self._api.containers(
-            filters={"label": [*labels, f"{LABEL_SERVICE}={self._env.service}"]}
-        ):
-            net = ((c.get("NetworkSettings") or {}).get("Networks") or {}).get(self._network)
+        for c in self._api.containers(filters={"label": wanted}):
+            attrs = self._api.inspect_container(c["Id"])
+            net = (attrs["NetworkSettings"].get("Networks") or {}).get(self._network)
             if net is not None:
-                cid = str(c["Id"])
-                out[cid] = [a for a in net.get("Aliases") or [] if not cid.startswith(a)]
+                cid, own = str(attrs["Id"]), str(attrs["Name"]).lstrip("/")
+                out[cid] = [a for a in net.get("Aliases") or [] if a != own and a != cid[:12]]
         return out
 
     def _service_names(self) -> set[str]:

@@ -18,7 +18,7 @@ from devloop.bridge.env import LocalEnv, ServicePort
 from devloop.bridge.forwards import Forward, Forwards, Resolve, env_urls
 from devloop.bridge.process import LocalProcess
 from devloop.bridge.tunnel import Tunnel, tcp_dial
-from devloop.errors import ConfigError
+from devloop.errors import ConfigError, DeployError
 from devloop.model.events import (
     Emit,
     Error,
@@ -30,12 +30,17 @@ from devloop.model.events import (
 )
 from devloop.model.project import Project
 
+READY_TIMEOUT = 60.0
+
 
 class Relay(Protocol):
     """The target's half: put a relay in the service's place, and put the original back."""
 
     def start(self) -> tuple[str, int]:
         """Run the relay; the address of its control port, reachable from here."""
+
+    def take_over(self) -> None:
+        """Move the original off the service's name, once the relay answers."""
 
     def restore(self) -> None: ...
 
@@ -116,6 +121,12 @@ class LocalBridge:
             on_relayed=lambda port, n: self._emit(InterceptRelayed(self.env.service, port, n)),
         )
         self._tunnel.start()
+        if not self._tunnel.ready.wait(READY_TIMEOUT):
+            raise DeployError(
+                f"the relay for {self.env.service} did not answer devloop's tunnel within "
+                f"{READY_TIMEOUT:.0f} s"
+            )
+        self._relay.take_over()
         self._emit(
             InterceptStarted(
                 service=self.env.service,

@@ -8,7 +8,7 @@ head carries that header go to devloop; every other connection goes to the origi
 Standard library only: this file is copied alone into the relay image.
 
 Control protocol, one line each way before the bytes of the connection itself:
-  devloop -> relay: ``DEVLOOP-TUNNEL 1``          (then waits)
+  devloop -> relay: ``DEVLOOP-TUNNEL 1``, relay -> devloop: ``IDLE`` (then both wait)
   relay -> devloop: ``CONN <port>``               (then the raw bytes, both ways)
 """
 
@@ -21,6 +21,7 @@ import sys
 from collections.abc import Awaitable, Callable
 
 HELLO = b"DEVLOOP-TUNNEL 1\n"
+IDLE = b"IDLE\n"  # the relay's answer: the tunnel waits in its pool
 HEAD_LIMIT = 65536
 WAIT_FOR_TUNNEL = 15.0
 Pair = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -41,6 +42,7 @@ class Relay:
         if hello != HELLO:
             writer.close()
             return
+        writer.write(IDLE)
         await self.idle.put((reader, writer))
 
     async def accept(
@@ -137,9 +139,9 @@ async def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     name, _, value = (args.header or "").partition("=")
     relay = Relay((name, value) if args.header else None, args.original)
-    servers = [await asyncio.start_server(relay.control, args.bind, args.control)]
-    for port in args.listen:
-        servers.append(await asyncio.start_server(_handler(relay, port), args.bind, port))
+    servers = [await asyncio.start_server(_handler(relay, p), args.bind, p) for p in args.listen]
+    # the control port last: a tunnel that is answered finds the service's ports open
+    servers.append(await asyncio.start_server(relay.control, args.bind, args.control))
     print(f"relay ready: control :{args.control}, ports {args.listen}", flush=True)
     await asyncio.gather(*(s.serve_forever() for s in servers))
 

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-from devloop.bridge.relay import HELLO
+from devloop.bridge.relay import HELLO, IDLE
 from devloop.bridge.splice import splice
 
 Dial = Callable[[], socket.socket]
@@ -41,6 +41,7 @@ class Tunnel:
         self._open: set[socket.socket] = set()
         self.relayed = 0
         self.failed = 0
+        self.ready = threading.Event()  # set once the relay has answered a tunnel
 
     def start(self) -> None:
         for _ in range(self._idle):
@@ -97,9 +98,13 @@ class Tunnel:
         while not self._stop.is_set():
             try:
                 conn = self._dial()
-                conn.sendall(HELLO)
                 with self._lock:
                     self._open.add(conn)
+                conn.sendall(HELLO)
+                if _readline(conn) + b"\n" != IDLE:
+                    self._forget(conn)
+                    raise OSError("the relay did not answer")
+                self.ready.set()
                 return conn
             except OSError:
                 self._stop.wait(delay)
