@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -43,6 +44,7 @@ class LocalProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches devloop only; devloop stops the group
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         threading.Thread(target=self._pipe, args=(emit,), name="devloop-local", daemon=True).start()
 
@@ -66,3 +68,15 @@ class LocalProcess:
         assert self._proc is not None and self._proc.stdout is not None
         for raw in self._proc.stdout:
             emit(Log(self.service, "local", raw.decode(errors="replace").rstrip("\n")))
+
+
+def _die_with_parent() -> None:
+    """Linux: the process gets SIGTERM when devloop dies, even by SIGKILL (no orphan keeps the
+    port)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1

@@ -134,10 +134,13 @@ class Dev:
         while not self.events.empty():
             self.seen.append(self.events.get())
         self.err = self.proc.stderr.read() if self.proc.stderr else ""
+        self.close()
+        return code
+
+    def close(self) -> None:
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
-        return code
 
 
 def _get(url: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
@@ -197,6 +200,50 @@ def test_local_api_serves_the_frontend_and_ctrl_c_restores_the_original(
 
     # a personal intercept: only requests carrying the header reach the local process
     dev = Dev(directory, "--keep", "--local", "api", "--intercept-header", "x-dev=alice")
-    dev.wait_for("intercept_started")
-    assert "local" not in _get(frontend)["api"]
+    started = dev.wait_for("intercept_started")
+    assert started["header"] == "x-dev=alice"
+    assert "local" not in _get(frontend)["api"]  # no header: the original pod
+    (web,) = docker_client.containers.list(
+        filters={"label": [f"app.kubernetes.io/part-of={name}", "devloop.dev/service=frontend"]}
+    )
+    ask = (
+        "import urllib.request as u, sys; r = u.Request(sys.argv[1], headers={'x-dev': "
+        "sys.argv[2]}); print(u.urlopen(r, timeout=20).read().decode())"
+    )
+    api_url = f"http://api:{api_port}/"
+    for who, local in (("alice", True), ("bob", False), ("alice", True)):
+        code, out = web.exec_run(["python3", "-c", ask, api_url, who])
+        assert code == 0, out
+        assert json.loads(out).get("local", False) is local, (who, out)
     assert dev.interrupt() == 130
+
+    # after a SIGKILL, `devloop delete` removes the relay and the hosts block
+    dev = Dev(directory, "--local", "api")
+    pid = dev.wait_for("intercept_started")["pid"]
+    dev.proc.kill()
+    dev.proc.wait(30)
+    dev.close()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the local process dies with devloop
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"the local process {pid} outlived a killed devloop")
+    assert [
+        c
+        for c in docker_client.containers.list(filters={"label": LABEL_RELAY})
+        if c.labels.get("app.kubernetes.io/part-of") == name
+    ]
+    gone = subprocess.run(
+        [sys.executable, "-m", "devloop", "-C", str(directory), "delete"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert gone.returncode == 0, gone.stderr
+    relays = docker_client.containers.list(all=True, filters={"label": LABEL_RELAY})
+    assert not [c for c in relays if c.labels.get("app.kubernetes.io/part-of") == name]
+    assert f"# devloop {name} pid" not in Path("/etc/hosts").read_text()
