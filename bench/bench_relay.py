@@ -72,8 +72,16 @@ def main() -> None:
     server = ThreadingHTTPServer(("127.0.0.1", local), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     relay = subprocess.Popen(
-        [sys.executable, str(ROOT / "devloop/bridge/relay.py"), "--bind", "127.0.0.3",
-         "--control", str(control), "--listen", str(port)]  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "devloop/bridge/relay.py"),
+            "--bind",
+            "127.0.0.3",
+            "--control",
+            str(control),
+            "--listen",
+            str(port),
+        ]
     )
     tunnel = Tunnel(tcp_dial("127.0.0.3", control), {port: local}, idle=8)
     tunnel.start()

@@ -20,6 +20,9 @@ from devloop.model.events import (
     Error,
     Event,
     Info,
+    InterceptEnded,
+    InterceptRelayed,
+    InterceptStarted,
     Log,
     Ready,
     Restarted,
@@ -165,6 +168,20 @@ class TextSink:
                 return f"{tag}[bold green]ready[/]{urls}"
             case Restarted():
                 return f"{tag}restarted process in {escape(e.container)}"
+            case InterceptStarted():
+                who = f"requests with {e.header} (HTTP/1.x)" if e.header else "all its traffic"
+                return (
+                    f"{tag}[bold magenta]local[/] pid {e.pid}: {escape(e.command)}  "
+                    f"receives {escape(who)} on {', '.join(map(str, e.ports))}"
+                )
+            case InterceptRelayed():
+                return None  # one per connection: the JSON stream has them; the end says how many
+            case InterceptEnded():
+                return (
+                    f"{tag}intercept ended: {e.relayed} connection(s) relayed"
+                    + (f", {e.failed} failed" if e.failed else "")
+                    + "; the original serves again"
+                )
             case Info():
                 return f"{tag}{escape(e.message)}"
             case WarningEvent():
