@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import io
 import json
+import socket
 import tarfile
 from dataclasses import dataclass
 from importlib import resources
@@ -23,13 +24,13 @@ import docker.errors
 import requests
 
 from devloop.bridge.env import LocalEnv
+from devloop.bridge.tunnel import Dial, tcp_dial
 from devloop.errors import DeployError
 from devloop.model.manifest import LABEL_SERVICE, project_labels
 
 LABEL_RELAY = "devloop.dev/relay"  # the service a relay stands in for
 LABEL_RESTORE = "devloop.dev/restore"  # JSON: original container id -> its network aliases
 CONTROL_PORT = 7471
-DEFAULT_BASE = "devloop/python:3"
 
 
 def original_alias(service: str) -> str:
@@ -38,7 +39,7 @@ def original_alias(service: str) -> str:
 
 @dataclass(frozen=True)
 class RelaySpec:
-    base: str = DEFAULT_BASE
+    base: str = "devloop/python:3"
     header: tuple[str, str] | None = None
 
 
@@ -60,13 +61,14 @@ class DockerRelay:
         self._spec = spec
         self._relay: str | None = None
         self._originals_found: list[str] = []
+        self._dial: Dial = _not_started
 
     @property
     def name(self) -> str:
         return f"{self._project}-{self._env.service}-devloop-relay"
 
-    def start(self) -> tuple[str, int]:
-        """Run the relay and move the originals off the name; the relay's control address."""
+    def start(self) -> None:
+        """Run the relay beside the originals (take_over() moves them off the name)."""
         recover(self._api, self._project)
         image = build_image(self._api, self._spec.base)
         originals = self._originals()
@@ -106,7 +108,19 @@ class DockerRelay:
             port = self._api.port(self._relay, CONTROL_PORT)[0]["HostPort"]
         except (docker.errors.APIError, requests.RequestException, IndexError, KeyError) as exc:
             raise DeployError(f"starting the relay for {self._env.service} failed: {exc}") from exc
-        return "127.0.0.1", int(port)
+        self._dial = tcp_dial("127.0.0.1", int(port))
+
+    def dial(self) -> socket.socket:
+        return self._dial()
+
+    def release(self, sock: socket.socket) -> None:
+        pass
+
+    def connect_peer(self, service: str, port: int) -> socket.socket:
+        """The engine's bridge network is routable from its host: dial the container's IP."""
+        s = socket.create_connection(peer_address(self._api, self._network, service, port), 10)
+        s.settimeout(None)
+        return s
 
     def take_over(self) -> None:
         try:
@@ -134,6 +148,10 @@ class DockerRelay:
 
     def _service_names(self) -> set[str]:
         return {p.service for p in self._env.services}
+
+
+def _not_started() -> socket.socket:
+    raise OSError("the relay is not started")
 
 
 def recover(api: Any, project: str) -> int:

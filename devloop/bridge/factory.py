@@ -2,44 +2,58 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from typing import Any
 
 from devloop.bridge.env import local_env, peers
-from devloop.bridge.intercept import LocalBridge, Options
-from devloop.errors import ConfigError
+from devloop.bridge.intercept import LocalBridge, Options, Relay
 from devloop.model.events import Emit
 from devloop.model.project import Project
 from devloop.render.templates import render
+from devloop.runtime.base import Runtime
+
+DEFAULT_BASE = "devloop/python:3"
+
+
+def relay_source() -> str:
+    """The relay's code, as its container runs it."""
+    return resources.files("devloop.bridge").joinpath("relay.py").read_text(encoding="utf-8")
 
 
 def open_bridge(
     project: Project,
     service: str,
+    runtime: Runtime,
     client: Any,
-    target: str,
     emit: Emit,
     options: Options,
     relay_base: str | None = None,
 ) -> LocalBridge:
     manifests = render(project, {})
     env = local_env(project, manifests, service)
-    if target == "kubernetes":
-        raise ConfigError(
-            "dev --local runs on the Docker target only for now (the Kubernetes relay is not "
-            "built yet); --print-env works on both"
-        )
-    from devloop.bridge.docker import DEFAULT_BASE, DockerRelay, RelaySpec, peer_address
+    base = relay_base or DEFAULT_BASE
+    relay: Relay
+    cluster = getattr(runtime, "cluster", None)
+    if cluster is not None:  # the Kubernetes runtime
+        from devloop.runtime.kubernetes.relay import KubeRelay
 
-    network = f"devloop-{project.name}"  # the Docker runtime's project network
-    relay = DockerRelay(
-        client, project.name, network, env, RelaySpec(relay_base or DEFAULT_BASE, options.header)
-    )
-    return LocalBridge(
-        project,
-        env,
-        peers(manifests, service),
-        relay,
-        lambda name, port: peer_address(client.api, network, name, port),
-        emit,
-        options,
-    )
+        ports = sorted({p.target for p in env.services} | set(env.ports))
+        relay = KubeRelay(
+            cluster.rest,
+            cluster.namespace,
+            project.name,
+            service,
+            env.workload,
+            dict(env.labels),
+            ports,
+            base,
+            relay_source(),
+            options.header,
+            sorted({p.service for p in env.services}),
+        )
+    else:
+        from devloop.bridge.docker import DockerRelay, RelaySpec
+
+        network = str(getattr(runtime, "network", f"devloop-{project.name}"))
+        relay = DockerRelay(client, project.name, network, env, RelaySpec(base, options.header))
+    return LocalBridge(project, env, peers(manifests, service), relay, emit, options)

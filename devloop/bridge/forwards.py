@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from devloop.bridge.env import ServicePort
 from devloop.bridge.splice import splice
 
-Resolve = Callable[[str, int], tuple[str, int]]  # (Service name, its port) -> where to dial now
+Connect = Callable[[str, int], socket.socket]  # (Service name, its port) -> a stream to it now
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,9 @@ class Forward:
 class Forwards:
     """One listener per Service port; `start()` binds them all (ip_for gives the address)."""
 
-    def __init__(self, ports: Sequence[ServicePort], resolve: Resolve) -> None:
+    def __init__(self, ports: Sequence[ServicePort], connect: Connect) -> None:
         self._ports = ports
-        self._resolve = resolve
+        self._connect = connect
         self._listeners: list[socket.socket] = []
         self._stop = threading.Event()
         self.forwards: list[Forward] = []
@@ -71,8 +71,7 @@ class Forwards:
 
     def _carry(self, client: socket.socket, port: ServicePort) -> None:
         try:
-            upstream = socket.create_connection(self._resolve(port.service, port.port), timeout=10)
-            upstream.settimeout(None)
+            upstream = self._connect(port.service, port.port)
         except OSError:
             client.close()
             return

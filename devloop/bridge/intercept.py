@@ -8,6 +8,7 @@ process with the pod's env, the relay in the service's place and the tunnel to i
 from __future__ import annotations
 
 import hashlib
+import socket
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,9 +16,9 @@ from typing import Protocol
 
 from devloop.bridge import hosts
 from devloop.bridge.env import LocalEnv, ServicePort
-from devloop.bridge.forwards import Forward, Forwards, Resolve, env_urls
+from devloop.bridge.forwards import Forward, Forwards, env_urls
 from devloop.bridge.process import LocalProcess
-from devloop.bridge.tunnel import Tunnel, tcp_dial
+from devloop.bridge.tunnel import Tunnel
 from devloop.errors import ConfigError, DeployError
 from devloop.model.events import (
     Emit,
@@ -34,10 +35,20 @@ READY_TIMEOUT = 60.0
 
 
 class Relay(Protocol):
-    """The target's half: put a relay in the service's place, and put the original back."""
+    """The target's half: put a relay in the service's place, reach it and the other services,
+    and put the original back."""
 
-    def start(self) -> tuple[str, int]:
-        """Run the relay; the address of its control port, reachable from here."""
+    def start(self) -> None:
+        """Run the relay (the original still serves)."""
+
+    def dial(self) -> socket.socket:
+        """A new stream to the relay's control port; OSError when it cannot be had now."""
+
+    def release(self, sock: socket.socket) -> None:
+        """`sock` from dial() is closed: free what carried it."""
+
+    def connect_peer(self, service: str, port: int) -> socket.socket:
+        """A new stream to `service:port` (another Service of the project)."""
 
     def take_over(self) -> None:
         """Move the original off the service's name, once the relay answers."""
@@ -75,7 +86,6 @@ class LocalBridge:
         env: LocalEnv,
         peers: Sequence[ServicePort],
         relay: Relay,
-        resolve: Resolve,
         emit: Emit,
         options: Options,
     ) -> None:
@@ -93,7 +103,7 @@ class LocalBridge:
         self._emit = emit
         self._relay = relay
         self._peers = list(peers)
-        self._forwards = Forwards(peers, resolve)
+        self._forwards = Forwards(peers, relay.connect_peer)
         self._process: LocalProcess | None = None
         self._tunnel: Tunnel | None = None
         self._hosts = False
@@ -113,12 +123,13 @@ class LocalBridge:
         self._process = LocalProcess(self.env.service, self.command, cwd, variables)
         self._process.start(self._emit)
         self._relay_started = True
-        control = self._relay.start()
+        self._relay.start()
         self._tunnel = Tunnel(
-            tcp_dial(*control),
+            self._relay.dial,
             {p: p for p in self._listen_ports()},
             on_error=lambda m: self._emit(Error(m, service=self.env.service)),
             on_relayed=lambda port, n: self._emit(InterceptRelayed(self.env.service, port, n)),
+            release=self._relay.release,
         )
         self._tunnel.start()
         if not self._tunnel.ready.wait(READY_TIMEOUT):

@@ -30,12 +30,14 @@ class Tunnel:
         idle: int = 4,
         on_error: Callable[[str], None] = lambda _m: None,
         on_relayed: Callable[[int, int], None] = lambda _p, _n: None,
+        release: Callable[[socket.socket], None] = lambda _s: None,
     ) -> None:
         self._dial = dial
         self._ports = dict(local_ports)  # relay port -> port of the local process
         self._idle = idle
         self._on_error = on_error
         self._on_relayed = on_relayed
+        self._release = release
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
@@ -117,6 +119,8 @@ class Tunnel:
                 self._open.discard(s)
                 with contextlib.suppress(OSError):
                     s.close()
+        for s in socks:
+            self._release(s)
 
 
 def _readline(conn: socket.socket) -> bytes:

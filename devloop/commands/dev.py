@@ -109,8 +109,8 @@ def _run(
             bridge = open_bridge(
                 project,
                 local.service,
+                runtime,
                 client,
-                target_of(project, context),
                 emit,
                 local.options,
                 local.relay_base,
