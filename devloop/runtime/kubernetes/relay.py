@@ -22,7 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import portforward
 
 from devloop.errors import DeployError
-from devloop.model.manifest import LABEL_MANAGED_BY, LABEL_PART_OF
+from devloop.model.manifest import LABEL_MANAGED_BY, LABEL_PART_OF, LABEL_SERVICE
 from devloop.runtime.kubernetes.pods import is_ready
 from devloop.runtime.kubernetes.rest import KubeApiError, Obj, Rest, selector
 
@@ -96,6 +96,7 @@ class KubeRelay:
                 body={"spec": {"replicas": 0}},
                 content_type="application/merge-patch+json",
             )
+            self._wait_originals_gone()
             return
         for name in self._services:
             svc = self._service_obj(name)
@@ -222,6 +223,19 @@ class KubeRelay:
                 },
             },
         }
+
+    def _wait_originals_gone(self, timeout: float = 120.0) -> None:
+        """Until the original's pods are gone, they still answer to the Service's name."""
+        labels = {LABEL_PART_OF: self._project, LABEL_SERVICE: self._service}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            doc = self._rest.get(
+                f"/api/v1/namespaces/{self._ns}/pods", query={"labelSelector": selector(labels)}
+            )
+            if not doc.get("items"):
+                return
+            time.sleep(0.25)
+        raise DeployError(f"the pods of {self._service} did not stop within {timeout:.0f} s")
 
     def _wait_ready(self, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
