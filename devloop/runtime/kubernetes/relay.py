@@ -124,8 +124,7 @@ class KubeRelay:
         with self._lock:
             forwards, self._forwards = list(self._forwards.values()), {}
         for fwd in forwards:
-            with contextlib.suppress(Exception):
-                fwd.close()
+            _close(fwd)
         recover(self._rest, self._ns, self._project)
 
     def dial(self) -> socket.socket:
@@ -139,8 +138,7 @@ class KubeRelay:
         with self._lock:
             fwd = self._forwards.pop(id(sock), None)
         if fwd is not None:
-            with contextlib.suppress(Exception):
-                fwd.close()
+            _close(fwd)
 
     def connect_peer(self, service: str, port: int) -> socket.socket:
         """A stream to `service:port` (a Service of the namespace): its ready pod's target port."""
@@ -279,6 +277,14 @@ def recover(rest: Rest, namespace: str, project: str) -> int:
                 "DELETE", f"/api/v1/namespaces/{namespace}/services/{svc['metadata']['name']}"
             )
     return len(relays)
+
+
+def _close(fwd: Any) -> None:
+    """Close a port-forward and its WebSocket (the client's close() alone leaves the socket)."""
+    with contextlib.suppress(Exception):
+        fwd.close()
+    with contextlib.suppress(Exception):
+        fwd.websocket.shutdown()
 
 
 def _original_name(service: str) -> str:
