@@ -153,7 +153,7 @@ def _specs(ns: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def test_local_api_on_kubernetes(shop: tuple[Path, str, int, str]) -> None:
-    directory, name, web_port, ns = shop
+    directory, _name, web_port, ns = shop
     dev = Dev(directory, "--keep", "--local", "api", "--env-urls")
     dev.wait_for("ready", timeout=600)
     dep_before, svc_before = _specs(ns)
@@ -166,7 +166,7 @@ def test_local_api_on_kubernetes(shop: tuple[Path, str, int, str]) -> None:
     api_port = started["ports"][0]
     assert _get(f"http://127.0.0.1:{api_port}/peer") == {"peer": {"status": "ok"}}
     assert dev.interrupt() == 130, dev.err
-    assert [e for e in dev.seen if e["event"] == "intercept_ended"][0]["relayed"] >= 1
+    assert next(e for e in dev.seen if e["event"] == "intercept_ended")["relayed"] >= 1
     core, apps = _apis()
     assert _specs(ns) == (dep_before, svc_before)  # the spec as it was, field for field
     left = apps.list_namespaced_deployment(ns, label_selector="devloop.dev/relay").items
