@@ -366,7 +366,11 @@ def dev(
         assert local is not None
         ctx.exit(
             local_cmd.print_env(
-                _opts(ctx).directory, local, profiles=profiles, show_secrets=show_secrets
+                _opts(ctx).directory,
+                local,
+                profiles=profiles,
+                show_secrets=show_secrets,
+                context=context,
             )
         )
     if show_plan:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -57,9 +57,18 @@ class LocalEnv:
         return "\n".join(lines) + "\n"
 
 
-def local_env(project: Project, manifests: Sequence[Manifest], service: str) -> LocalEnv:
+Table = Mapping[tuple[str, str], Mapping[str, str]]
+
+
+def local_env(
+    project: Project,
+    manifests: Sequence[Manifest],
+    service: str,
+    cluster: tuple[Table, Table] | None = None,
+) -> LocalEnv:
     """The env of `service`'s first container, as its rendered pod template gives it, plus the
-    `local.env` of devloop.yaml."""
+    `local.env` of devloop.yaml. `cluster`: (ConfigMaps, Secrets) the cluster holds, for the
+    references no rendered object answers."""
     workload = _workload(manifests, service)
     pod = workload.pod_templates()[0]
     containers = (pod.get("spec") or {}).get("containers") or []
@@ -70,6 +79,8 @@ def local_env(project: Project, manifests: Sequence[Manifest], service: str) -> 
     container = containers[0]
     namespace = workload.namespace or project.namespace or "default"
     sources = Sources.of(manifests)
+    if cluster is not None:
+        sources = Sources({**cluster[0], **sources.config_maps}, {**cluster[1], **sources.secrets})
     name = f"{workload.name}-local"
     try:
         env = resolve_env(container, namespace, name, sources)

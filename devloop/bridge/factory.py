@@ -30,12 +30,16 @@ def open_bridge(
     relay_base: str | None = None,
 ) -> LocalBridge:
     manifests = render(project, {})
-    env = local_env(project, manifests, service)
     base = relay_base or DEFAULT_BASE
     relay: Relay
     cluster = getattr(runtime, "cluster", None)
     if cluster is not None:  # the Kubernetes runtime
+        from devloop.runtime.kubernetes.envsources import cluster_sources
         from devloop.runtime.kubernetes.relay import KubeRelay
+
+        env = local_env(
+            project, manifests, service, cluster_sources(cluster.rest, cluster.namespace)
+        )
 
         ports = sorted({p.target for p in env.services} | set(env.ports))
         relay = KubeRelay(
@@ -54,6 +58,7 @@ def open_bridge(
     else:
         from devloop.bridge.docker import DockerRelay, RelaySpec
 
+        env = local_env(project, manifests, service)
         network = str(getattr(runtime, "network", f"devloop-{project.name}"))
         relay = DockerRelay(client, project.name, network, env, RelaySpec(base, options.header))
     return LocalBridge(project, env, peers(manifests, service), relay, emit, options)

@@ -13,16 +13,26 @@ from devloop.bridge.env import LocalEnv, local_env, peers
 from devloop.errors import EXIT_OK, ConfigError
 from devloop.model.project import Project
 from devloop.render.templates import render
+from devloop.runtime.factory import target_of
 
 
-def _env(project: Project, service: str) -> tuple[LocalEnv, list[str]]:
+def _env(
+    project: Project, service: str, context: str | None = None, *, cluster: bool = False
+) -> tuple[LocalEnv, list[str]]:
     if service not in project.services:
         raise ConfigError(
             f"unknown service '{service}'; devloop.yaml defines {', '.join(project.services)}"
         )
     manifests = render(project, {})
     peer_lines = [f"{p.service}:{p.port}" for p in peers(manifests, service)]
-    return local_env(project, manifests, service), peer_lines
+    tables = None
+    if cluster and target_of(project, context) == "kubernetes":
+        from devloop.runtime.kubernetes.client import connect
+        from devloop.runtime.kubernetes.envsources import cluster_sources
+
+        found = connect(project, context)
+        tables = cluster_sources(found.rest, found.namespace)
+    return local_env(project, manifests, service, tables), peer_lines
 
 
 def print_env(
@@ -31,11 +41,13 @@ def print_env(
     *,
     profiles: Sequence[str] = (),
     show_secrets: bool = False,
+    context: str | None = None,
     out: TextIO | None = None,
 ) -> int:
-    """Print the service's pod env as `export` lines (Secrets masked unless `show_secrets`)."""
-    project = config.load(directory, profiles)
-    env, _ = _env(project, service)
+    """Print the service's pod env as `export` lines (Secrets masked unless `show_secrets`).
+    On Kubernetes, references the rendered objects do not answer are read from the cluster."""
+    project = config.load(directory, profiles, kube_context=context)
+    env, _ = _env(project, service, context, cluster=True)
     (out or sys.stdout).write(env.exports(show_secrets))
     return EXIT_OK
 

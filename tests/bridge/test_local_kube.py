@@ -23,6 +23,7 @@ from kubernetes import config as kubeconfig
 from kubernetes.stream import stream
 
 from tests.bridge.test_local_docker import LOCAL_API, Dev, _free_port, _get
+from tests.project_fixture import DevloopProject, Files
 
 if TYPE_CHECKING:
     from tests.kubeapi.fixture import KubeApi
@@ -184,3 +185,56 @@ def test_local_api_on_kubernetes(shop: tuple[Path, str, int, str]) -> None:
     assert dev.interrupt() == 130, dev.err
     assert _specs(ns) == (dep_before, svc_before)
     assert not core.list_namespaced_service(ns, label_selector="devloop.dev/relay").items
+
+
+def test_print_env_reads_config_maps_and_secrets_from_the_cluster(
+    kube_api: KubeApi,
+    kube_namespace: str,
+    tmp_path: Path,
+    devloop_project: Callable[[Files], DevloopProject],
+) -> None:
+    config_path = kube_api.server.write_kubeconfig(tmp_path / "kubeconfig", CONTEXT)
+    with kubeconfig.new_client_from_config(str(config_path), context=CONTEXT) as api:
+        core = k8s.CoreV1Api(api)
+        core.create_namespace({"metadata": {"name": kube_namespace}})
+        core.create_namespaced_config_map(
+            kube_namespace, {"metadata": {"name": "shared"}, "data": {"REGION": "eu-1"}}
+        )
+        core.create_namespaced_secret(
+            kube_namespace, {"metadata": {"name": "db"}, "stringData": {"PASSWORD": "s3cret"}}
+        )
+    files: Files = {
+        "devloop.yaml": f"""
+            name: i18penv
+            kubernetes: {{context: {CONTEXT}, namespace: {kube_namespace},
+                         allowed_contexts: [{CONTEXT}]}}
+            services:
+              api: {{image: i18/api, manifests: [api.yaml.j2]}}
+        """,
+        "api.yaml.j2": """
+            apiVersion: apps/v1
+            kind: Deployment
+            metadata: {name: api}
+            spec:
+              selector: {matchLabels: {app: api}}
+              template:
+                metadata: {labels: {app: api}}
+                spec:
+                  containers:
+                    - name: api
+                      image: {{ image }}
+                      envFrom: [{configMapRef: {name: shared}}]
+                      env:
+                        - name: PASSWORD
+                          valueFrom: {secretKeyRef: {name: db, key: PASSWORD}}
+        """,
+        "Dockerfile": "FROM scratch\n",
+    }
+    proj = devloop_project(files)
+    env = {"KUBECONFIG": str(config_path)}
+    result = proj.run("dev", "--local", "api", "--print-env", env=env)
+    assert result.code == 0, result.err
+    assert "export REGION=eu-1" in result.out.splitlines()
+    assert "export PASSWORD='********'" in result.out.splitlines()
+    shown = proj.run("dev", "--local", "api", "--print-env", "--show-secrets", env=env)
+    assert "export PASSWORD=s3cret" in shown.out.splitlines()
