@@ -103,7 +103,13 @@ class Dev:
         self.events: Queue[dict[str, Any]] = Queue()
         self.seen: list[dict[str, Any]] = []
         self.err = ""
+        self._err: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        self._err.extend(self.proc.stderr)
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -133,7 +139,8 @@ class Dev:
         time.sleep(0.2)  # the reader thread drains what is left of stdout
         while not self.events.empty():
             self.seen.append(self.events.get())
-        self.err = self.proc.stderr.read() if self.proc.stderr else ""
+        time.sleep(0.2)
+        self.err = "".join(self._err)
         self.close()
         return code
 
