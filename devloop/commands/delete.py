@@ -29,7 +29,12 @@ def run(
     runtime = open_runtime(
         project, connect(), session=new_session_id(), dev=False, context_flag=context
     )
-    removed = runtime.delete_all()  # a relay a killed `dev --local` left goes with the rest
+    cluster = getattr(runtime, "cluster", None)
+    if cluster is not None:  # a relay Deployment a killed `dev --local` left is no applied object
+        from devloop.runtime.kubernetes.relay import recover
+
+        recover(cluster.rest, cluster.namespace, project.name)
+    removed = runtime.delete_all()  # on Docker a relay goes with the rest (the project's labels)
     if hosts.writable() and (blocks := hosts.remove(project.name)):
         emit(Info(f"removed {blocks} /etc/hosts block(s) a `dev --local` of {project.name} left"))
     emit(Info(f"deleted {removed} object(s) of project {project.name} from {runtime.name}"))

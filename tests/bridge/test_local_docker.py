@@ -133,8 +133,8 @@ class Dev:
         self.proc.wait(30)
         raise AssertionError(f"no {kind} event; saw {self.seen[-15:]}")
 
-    def interrupt(self) -> int:
-        self.proc.send_signal(signal.SIGINT)
+    def interrupt(self, sig: int = signal.SIGINT) -> int:
+        self.proc.send_signal(sig)
         code = self.proc.wait(120)
         time.sleep(0.2)  # the reader thread drains what is left of stdout
         while not self.events.empty():
@@ -222,7 +222,10 @@ def test_local_api_serves_the_frontend_and_ctrl_c_restores_the_original(
         code, out = web.exec_run(["python3", "-c", ask, api_url, who])
         assert code == 0, out
         assert json.loads(out).get("local", False) is local, (who, out)
-    assert dev.interrupt() == 130
+    assert dev.interrupt(signal.SIGTERM) == 143  # SIGTERM restores as Ctrl-C does
+    (api,) = _api_containers(docker_client, name)  # this session's (it replaced the last one's)
+    aliases = api.attrs["NetworkSettings"]["Networks"][f"devloop-{name}"]["Aliases"]
+    assert set(aliases) == {"api", api.name, api.id[:12]}
 
     # after a SIGKILL, `devloop delete` removes the relay and the hosts block
     dev = Dev(directory, "--local", "api")
