@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 import uuid
@@ -184,6 +185,23 @@ def test_local_api_on_kubernetes(shop: tuple[Path, str, int, str]) -> None:
     assert "local" not in _get(frontend)["api"]
     assert dev.interrupt() == 130, dev.err
     assert _specs(ns) == (dep_before, svc_before)
+    assert not core.list_namespaced_service(ns, label_selector="devloop.dev/relay").items
+
+    # devloop killed: `devloop delete` undoes the relay too (selectors back, relay objects gone)
+    dev = Dev(directory, "--local", "api", "--intercept-header", "x-dev=alice")
+    dev.wait_for("intercept_started", timeout=300)
+    dev.proc.kill()
+    dev.proc.wait(30)
+    dev.close()
+    assert apps.list_namespaced_deployment(ns, label_selector="devloop.dev/relay").items
+    gone = subprocess.run(
+        [sys.executable, "-m", "devloop", "-C", str(directory), "delete"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert gone.returncode == 0, gone.stderr
+    assert not apps.list_namespaced_deployment(ns, label_selector="devloop.dev/relay").items
     assert not core.list_namespaced_service(ns, label_selector="devloop.dev/relay").items
 
 
