@@ -1,11 +1,12 @@
 """One HTTP request through the `dev --local` relay and tunnel vs straight to the server.
 
-The relay (a real process, as in its container) listens on 127.0.0.3; devloop's tunnel hands
-each connection to a local HTTP server; "direct" asks that server itself. A new connection per
-request (the relay's unit of work). Loopback only: it measures devloop's added cost, not a
-network.
+Loopback (default): the relay (a real process) listens on 127.0.0.3; devloop's tunnel hands each
+connection to a local HTTP server; "direct" asks that server itself.
+`--docker`: the relay runs in its container (the image devloop builds), its port published;
+"direct" asks a container running the same tiny server (the "pod"), its port published too.
+A new connection per request (the relay's unit of work).
 
-    python bench/bench_relay.py [N]
+    python bench/bench_relay.py [N] [--docker]
 """
 
 from __future__ import annotations
@@ -66,8 +67,89 @@ def _rps(host: str, port: int, n: int, workers: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
+POD = """
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *a): pass
+ThreadingHTTPServer(("", 8000), H).serve_forever()
+"""
+
+
+def _report(targets: list[tuple[str, str, int]], n: int) -> None:
+    for name, host, p in targets:
+        ms = sorted(_series(host, p, n))
+        p50, p95 = statistics.median(ms), ms[int(len(ms) * 0.95) - 1]
+        print(f"{name:7s} n={n} p50={p50:.2f} ms p95={p95:.2f} ms")
+    for name, host, p in targets:
+        for workers in (1, 8):
+            print(f"{name:7s} {workers} client(s): {_rps(host, p, n, workers):.0f} req/s")
+
+
+def _published(api: object, cid: str, port: int) -> int:
+    return int(api.port(cid, port)[0]["HostPort"])  # type: ignore[attr-defined]
+
+
+def docker_bench(n: int) -> None:
+    import docker
+
+    from devloop.bridge.docker import CONTROL_PORT, build_image
+
+    api = docker.from_env().api
+    local = _port()
+    server = ThreadingHTTPServer(("127.0.0.1", local), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    made = []
+    try:
+        image = build_image(api, "devloop/python:3")
+        for argv, ports in (
+            (["python3", "-c", POD], [8000]),
+            (["python3", "/relay.py", "--control", str(CONTROL_PORT), "--listen", "8000"],
+             [8000, CONTROL_PORT]),
+        ):  # fmt: skip
+            cid = api.create_container(
+                image,
+                command=argv,
+                labels={"devloop.bench": "relay"},
+                ports=ports,
+                host_config=api.create_host_config(
+                    port_bindings={p: ("127.0.0.1", None) for p in ports}
+                ),
+            )["Id"]
+            made.append(cid)
+            api.start(cid)
+        pod, relay = made
+        tunnel = Tunnel(
+            tcp_dial("127.0.0.1", _published(api, relay, CONTROL_PORT)), {8000: local}, idle=8
+        )
+        tunnel.start()
+        tunnel.ready.wait(60)
+        time.sleep(1)
+        try:
+            _report(
+                [
+                    ("pod", "127.0.0.1", _published(api, pod, 8000)),
+                    ("relay", "127.0.0.1", _published(api, relay, 8000)),
+                ],
+                n,
+            )
+        finally:
+            tunnel.stop()
+    finally:
+        for cid in made:
+            api.remove_container(cid, force=True)
+        server.shutdown()
+        server.server_close()
+
+
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    n = int(args[0]) if args else 1000
+    if "--docker" in sys.argv:
+        docker_bench(n)
+        return
     local, port, control = _port(), _port(), _port()
     server = ThreadingHTTPServer(("127.0.0.1", local), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -87,13 +169,7 @@ def main() -> None:
     tunnel.start()
     tunnel.ready.wait(30)
     try:
-        for name, (host, p) in (("direct", ("127.0.0.1", local)), ("relay", ("127.0.0.3", port))):
-            ms = sorted(_series(host, p, n))
-            p50, p95 = statistics.median(ms), ms[int(len(ms) * 0.95) - 1]
-            print(f"{name:7s} n={n} p50={p50:.2f} ms p95={p95:.2f} ms")
-        for workers in (1, 8):
-            print(f"relay   {workers} client(s): {_rps('127.0.0.3', port, n, workers):.0f} req/s")
-        print(f"direct  8 client(s): {_rps('127.0.0.1', local, n, 8):.0f} req/s")
+        _report([("direct", "127.0.0.1", local), ("relay", "127.0.0.3", port)], n)
     finally:
         tunnel.stop()
         relay.terminate()
