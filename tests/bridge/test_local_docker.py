@@ -167,7 +167,7 @@ def test_local_api_serves_the_frontend_and_ctrl_c_restores_the_original(
     shop: tuple[Path, str, int], docker_client: docker.DockerClient
 ) -> None:
     directory, name, web_port = shop
-    dev = Dev(directory, "--keep", "--local", "api", "--env-urls")
+    dev = Dev(directory, "--keep", "--local", "api", "--env-urls", "--no-hosts")
     started = dev.wait_for("intercept_started")
     assert started["service"] == "api" and started["pid"] > 0
     (original,) = _api_containers(docker_client, name)
@@ -177,13 +177,11 @@ def test_local_api_serves_the_frontend_and_ctrl_c_restores_the_original(
     body = _get(frontend)
     assert body["api"] == {"service": "api", "local": True, "greeting": "from the pod's env"}
     assert dev.wait_for("intercept_relayed")["total"] >= 1
-    # the local process reaches another service by its name (/etc/hosts as root) or by
-    # FRONTEND_HOST/FRONTEND_PORT (--env-urls)
+    # the local process reaches another service by FRONTEND_HOST/FRONTEND_PORT (--env-urls)
     api_port = started["ports"][0]
     assert _get(f"http://127.0.0.1:{api_port}/peer") == {"peer": {"status": "ok"}}
-    if os.geteuid() == 0:
-        assert started["hosts"] is True
-        assert f"# devloop {name} pid" in Path("/etc/hosts").read_text()
+    assert started["hosts"] is False
+    assert f"# devloop {name} pid" not in Path("/etc/hosts").read_text()
     code = dev.interrupt()
     assert code == 130, dev.err
     ended = [e for e in dev.seen if e["event"] == "intercept_ended"]
@@ -209,6 +207,10 @@ def test_local_api_serves_the_frontend_and_ctrl_c_restores_the_original(
     dev = Dev(directory, "--keep", "--local", "api", "--intercept-header", "x-dev=alice")
     started = dev.wait_for("intercept_started")
     assert started["header"] == "x-dev=alice"
+    if os.geteuid() == 0:  # by its name, through the /etc/hosts block devloop added
+        assert started["hosts"] is True
+        assert f"# devloop {name} pid" in Path("/etc/hosts").read_text()
+        assert _get(f"http://127.0.0.1:{api_port}/peer") == {"peer": {"status": "ok"}}
     assert "local" not in _get(frontend)["api"]  # no header: the original pod
     (web,) = docker_client.containers.list(
         filters={"label": [f"app.kubernetes.io/part-of={name}", "devloop.dev/service=frontend"]}
