@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,6 +26,7 @@ class LocalProcess:
         self.cwd = cwd
         self.env = dict(env)
         self._proc: subprocess.Popen[bytes] | None = None
+        self._reader: threading.Thread | None = None
 
     @property
     def pid(self) -> int:
@@ -35,39 +37,64 @@ class LocalProcess:
             raise ConfigError(
                 f"local.cwd of service '{self.service}' is not a directory: {self.cwd}"
             )
-        self._proc = subprocess.Popen(
-            self.command,
-            shell=True,
-            cwd=self.cwd,
-            env={**os.environ, **self.env},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches devloop only; devloop stops the group
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        try:
+            self._proc = subprocess.Popen(
+                _argv(self.command),
+                cwd=self.cwd,
+                env={**os.environ, **self.env},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches devloop only; devloop stops the group
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            )
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot start the local command of service '{self.service}' "
+                f"({self.command}): {exc}"
+            ) from None
+        self._reader = threading.Thread(
+            target=self._pipe, args=(emit,), name="devloop-local", daemon=True
         )
-        threading.Thread(target=self._pipe, args=(emit,), name="devloop-local", daemon=True).start()
+        self._reader.start()
 
     def poll(self) -> int | None:
         return self._proc.poll() if self._proc else None
 
     def stop(self) -> None:
+        """SIGTERM to the process group (what it started in the background too), SIGKILL after
+        a grace period."""
         proc = self._proc
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
-        for sig, wait in ((signal.SIGTERM, GRACE), (signal.SIGKILL, GRACE)):
-            with contextlib.suppress(ProcessLookupError):
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, sig)
             try:
-                proc.wait(wait)
-                return
+                proc.wait(GRACE)
+                break
             except subprocess.TimeoutExpired:
                 continue
+        if self._reader is not None:
+            self._reader.join(GRACE)
 
     def _pipe(self, emit: Emit) -> None:
         assert self._proc is not None and self._proc.stdout is not None
-        for raw in self._proc.stdout:
-            emit(Log(self.service, "local", raw.decode(errors="replace").rstrip("\n")))
+        with self._proc.stdout:
+            for raw in self._proc.stdout:
+                emit(Log(self.service, "local", raw.decode(errors="replace").rstrip("\n")))
+
+
+_SHELL = re.compile(r"[;&|<>()`$\\\n*?~{}\[\]#'\"]")
+
+
+def _argv(command: str) -> list[str]:
+    """A simple command runs as itself (so the death signal reaches it, not a shell in between);
+    anything the shell must read (pipes, `&&`, quotes, variables, globs) runs under `sh -c`."""
+    words = command.split()
+    if words and not _SHELL.search(command) and "=" not in words[0]:
+        return words
+    return ["/bin/sh", "-c", command]
 
 
 def _die_with_parent() -> None:
