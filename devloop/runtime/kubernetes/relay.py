@@ -247,7 +247,12 @@ class KubeRelay:
 def recover(rest: Rest, namespace: str, project: str) -> int:
     """Scale back every original a relay of `project` stands for, delete the relays; how many."""
     query = {"labelSelector": f"{LABEL_PART_OF}={project},{LABEL_RELAY}"}
-    relays = rest.get(_path(namespace, "Deployment"), query=query).get("items") or []
+    try:
+        relays = rest.get(_path(namespace, "Deployment"), query=query).get("items") or []
+    except KubeApiError as exc:
+        if exc.status in (403, 404):  # may not list Deployments there: nothing of ours to undo
+            return 0
+        raise
     for relay in relays:
         meta = relay["metadata"]
         restore = json.loads((meta.get("annotations") or {}).get(ANNOTATION_RESTORE) or "{}")
@@ -270,7 +275,14 @@ def recover(rest: Rest, namespace: str, project: str) -> int:
                 _path(namespace, "Deployment", meta["name"]),
                 body={"propagationPolicy": "Foreground"},
             )
-    services = rest.get(f"/api/v1/namespaces/{namespace}/services", query=query).get("items") or []
+    try:
+        services = (
+            rest.get(f"/api/v1/namespaces/{namespace}/services", query=query).get("items") or []
+        )
+    except KubeApiError as exc:
+        if exc.status not in (403, 404):
+            raise
+        services = []
     for svc in services:
         with contextlib.suppress(KubeApiError):
             rest.request(
