@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import socket
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -108,7 +107,6 @@ class LocalBridge:
         self._tunnel: Tunnel | None = None
         self._hosts = False
         self._relay_started = False
-        self.stopped = threading.Event()
 
     def start(self) -> None:
         removed = hosts.remove(self.project.name, only_stale=True) if hosts.writable() else 0
@@ -155,16 +153,20 @@ class LocalBridge:
         return self._process.poll() if self._process else None
 
     def close(self) -> None:
+        """Undo start() in reverse; the original is restored first, and whatever fails, the rest
+        is still undone."""
         code = self.exited()
         if self._tunnel is not None:
             self._tunnel.stop()
-        if self._relay_started:
-            self._relay.restore()
-        if self._process is not None:
-            self._process.stop()
-        self._forwards.stop()
-        if self._hosts:
-            hosts.remove(self.project.name)
+        try:
+            if self._relay_started:
+                self._relay.restore()
+        finally:
+            if self._process is not None:
+                self._process.stop()
+            self._forwards.stop()
+            if self._hosts:
+                hosts.remove(self.project.name)
         tunnel = self._tunnel
         self._emit(
             InterceptEnded(
@@ -189,10 +191,15 @@ class LocalBridge:
         forwards = self._forwards.start(lambda _n: "127.0.0.1", same_port=False)
         if not self.options.env_urls:
             pairs = ", ".join(f"{f.service}:{f.port} at {f.host}:{f.local}" for f in forwards)
+            why = (
+                "--no-hosts"
+                if not self.options.use_hosts
+                else "cannot write /etc/hosts (needs root)"
+            )
             self._emit(
                 WarningEvent(
-                    "cannot write /etc/hosts (needs root): the other services' names do not "
-                    f"resolve here; reach them at {pairs or 'nothing'}, or pass --env-urls for "
+                    f"{why}: the other services' names do not resolve here; reach "
+                    f"them at {pairs or 'nothing'}, or pass --env-urls for "
                     "<SERVICE>_HOST/<SERVICE>_PORT variables"
                 )
             )
