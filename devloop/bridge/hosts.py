@@ -36,9 +36,22 @@ def add(project: str, entries: Sequence[tuple[str, str]], path: Path = HOSTS) ->
     _write(path, text + "\n".join(block) + "\n")
 
 
-def remove(project: str, *, only_stale: bool = False, path: Path = HOSTS) -> int:
+def taken(names: Sequence[str], path: Path = HOSTS) -> list[str]:
+    """Which of `names` a live block of another devloop maps already (the first entry wins)."""
+    if not path.exists():
+        return []
+    out = []
+    for m in _BLOCK.finditer(path.read_text()):
+        if int(m.group("pid")) == os.getpid() or not _alive(int(m.group("pid"))):
+            continue
+        mapped = {w for line in m.group(0).splitlines()[1:-1] for w in line.split()[1:]}
+        out += [n for n in names if n in mapped and n not in out]
+    return out
+
+
+def remove(project: str | None, *, only_stale: bool = False, path: Path = HOSTS) -> int:
     """Remove this project's blocks (those of dead processes and our own, with `only_stale`);
-    how many."""
+    `project` None: the blocks of dead processes of any project. How many."""
     if not path.exists():
         return 0
     text = path.read_text()
@@ -47,7 +60,13 @@ def remove(project: str, *, only_stale: bool = False, path: Path = HOSTS) -> int
     def drop(m: re.Match[str]) -> str:
         nonlocal removed
         pid = int(m.group("pid"))
-        if m.group("project") != project or (only_stale and pid != os.getpid() and _alive(pid)):
+        if project is None:
+            keep = _alive(pid)
+        else:
+            keep = m.group("project") != project or (
+                only_stale and pid != os.getpid() and _alive(pid)
+            )
+        if keep:
             return m.group(0)
         removed += 1
         return ""

@@ -109,7 +109,8 @@ class LocalBridge:
         self._relay_started = False
 
     def start(self) -> None:
-        removed = hosts.remove(self.project.name, only_stale=True) if hosts.writable() else 0
+        # blocks of devloops that are gone (killed): any project's, their names would shadow ours
+        removed = hosts.remove(None) if hosts.writable() else 0
         if removed:
             self._emit(Info(f"removed {removed} stale /etc/hosts block(s) of a killed devloop"))
         forwards = self._start_forwards()
@@ -186,6 +187,13 @@ class LocalBridge:
         if self._hosts:
             ips = {n: loopback_ip(self.project.name, i) for i, n in enumerate(names)}
             forwards = self._forwards.start(ips.__getitem__, same_port=True)
+            if clash := hosts.taken(names):
+                self._emit(
+                    WarningEvent(
+                        f"another devloop's /etc/hosts block maps {', '.join(clash)} already: "
+                        "those names reach its services, not this project's (use --env-urls)"
+                    )
+                )
             hosts.add(self.project.name, [(ip, n) for n, ip in ips.items()])
             return forwards
         forwards = self._forwards.start(lambda _n: "127.0.0.1", same_port=False)

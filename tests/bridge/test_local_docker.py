@@ -80,6 +80,27 @@ def shop(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[tuple[P
     assert not left, f"left behind: {[c.name for c in left]}"
 
 
+RUNNING: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_devloop_left() -> Iterator[None]:
+    """A failed test must not leave a `dev --local` running (its relay, hosts block, process)."""
+    yield
+    while RUNNING:
+        proc = RUNNING.pop()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(30)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
 class Dev:
     """`devloop dev` as a real child process, its JSON events read as they come."""
 
@@ -100,6 +121,7 @@ class Dev:
             stderr=subprocess.PIPE,
             text=True,
         )
+        RUNNING.append(self.proc)
         self.events: Queue[dict[str, Any]] = Queue()
         self.seen: list[dict[str, Any]] = []
         self.err = ""

@@ -23,7 +23,13 @@ from kubernetes import client as k8s
 from kubernetes import config as kubeconfig
 from kubernetes.stream import stream
 
-from tests.bridge.test_local_docker import LOCAL_API, Dev, _free_port, _get
+from tests.bridge.test_local_docker import (  # noqa: F401 (a fixture)
+    LOCAL_API,
+    Dev,
+    _free_port,
+    _get,
+    _no_devloop_left,
+)
 from tests.project_fixture import DevloopProject, Files
 
 if TYPE_CHECKING:

@@ -127,3 +127,25 @@ def test_hosts_block_is_removed_when_its_devloop_is_gone(tmp_path: Path) -> None
     assert "127.9.0.4 web" in path.read_text()  # another project's block stays
     assert hosts.remove("p2", path=path) == 1
     assert path.read_text() == "127.0.0.1 localhost\n"
+
+
+def test_hosts_blocks_of_dead_devloops_of_any_project_go_and_live_ones_are_named(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "hosts"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    alive = subprocess.Popen(["sleep", "60"])
+    try:
+        d, a = dead.pid, alive.pid
+        path.write_text(
+            f"# devloop other pid {d} begin\n127.9.0.2 web\n# devloop other pid {d} end\n"
+            f"# devloop live pid {a} begin\n127.9.0.3 db\n# devloop live pid {a} end\n"
+        )
+        assert hosts.taken(["web", "db", "api"], path=path) == ["db"]
+        assert hosts.remove(None, path=path) == 1
+        assert "127.9.0.2 web" not in path.read_text()
+        assert "127.9.0.3 db" in path.read_text()
+    finally:
+        alive.kill()
+        alive.wait()
