@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from devloop.bridge import relay as relay_module  # noqa: E402
 from devloop.bridge.tunnel import Tunnel, tcp_dial  # noqa: E402
 
 
@@ -156,7 +157,7 @@ def main() -> None:
     relay = subprocess.Popen(
         [
             sys.executable,
-            str(ROOT / "devloop/bridge/relay.py"),
+            str(relay_module.__file__),
             "--bind",
             "127.0.0.3",
             "--control",

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from devloop.bridge import hosts
+from devloop.bridge import relay as relay_module
 from devloop.bridge.relay import matches
 from devloop.bridge.tunnel import Tunnel, tcp_dial
 
-RELAY = Path(__file__).resolve().parents[2] / "devloop" / "bridge" / "relay.py"
+RELAY = Path(relay_module.__file__)  # the installed file: what the relay image copies
 
 
 def _free_port() -> int:
