@@ -82,9 +82,10 @@ def shop(
         _CLIENTS.pop().close()
     kube_api.server.delete_namespace(kube_namespace)  # its pods use the images
     for img in docker_client.images.list():
-        if any(t.startswith(f"{name}/") for t in img.tags):
-            with contextlib.suppress(docker.errors.ImageNotFound, docker.errors.APIError):
-                docker_client.images.remove(img.id, force=True)
+        for tag in img.tags:  # by tag: an image id may carry another project's tags too
+            if tag.startswith(f"{name}/"):
+                with contextlib.suppress(docker.errors.ImageNotFound, docker.errors.APIError):
+                    docker_client.images.remove(tag, force=True)
 
 
 _CLIENTS: list[Any] = []
