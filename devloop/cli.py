@@ -313,6 +313,47 @@ def _context_option(f: Callable[..., Any]) -> Callable[..., Any]:
     metavar="PORT",
     help="The dashboard's port (default: the first free one from 10350).",
 )
+@click.option(
+    "--local",
+    "local",
+    default=None,
+    metavar="SERVICE",
+    shell_complete=complete.services,
+    help="Run SERVICE as a local process, bridged to the others (env, names, its traffic).",
+)
+@click.option(
+    "--command",
+    "local_command",
+    default=None,
+    metavar="CMD",
+    help="With --local: the shell command to run (default: local.command in devloop.yaml).",
+)
+@click.option(
+    "--print-env",
+    is_flag=True,
+    help="With --local: print the service's pod env as export lines and exit.",
+)
+@click.option("--show-secrets", is_flag=True, help="With --print-env: show values from Secrets.")
+@click.option(
+    "--env-urls",
+    is_flag=True,
+    help="With --local: set <SERVICE>_HOST/<SERVICE>_PORT for every other service.",
+)
+@click.option(
+    "--intercept-header",
+    default=None,
+    metavar="NAME=VALUE",
+    help="With --local: only HTTP/1.x requests carrying this header reach the local process.",
+)
+@click.option(
+    "--relay-base",
+    default=None,
+    metavar="IMAGE",
+    help="With --local: the image the relay is built FROM (default devloop/python:3).",
+)
+@click.option(
+    "--no-hosts", is_flag=True, help="With --local: never write /etc/hosts, even as root."
+)
 @click.argument("services", nargs=-1, shell_complete=complete.services)
 @click.pass_context
 def dev(
@@ -326,14 +367,65 @@ def dev(
     show_plan: bool,
     ui: bool,
     ui_port: int | None,
+    local: str | None,
+    local_command: str | None,
+    print_env: bool,
+    show_secrets: bool,
+    env_urls: bool,
+    intercept_header: str | None,
+    relay_base: str | None,
+    no_hosts: bool,
     services: tuple[str, ...],
 ) -> None:
     """Build, deploy, then sync or rebuild on every change; logs and ports; Ctrl-C cleans up."""
+    from devloop.commands import local as local_cmd
+
+    if (print_env or local_command or env_urls or intercept_header or relay_base) and not local:
+        raise click.UsageError(
+            "--print-env, --command, --env-urls, --intercept-header and "
+            "--relay-base go with --local SERVICE"
+        )
+    if print_env:
+        assert local is not None
+        ctx.exit(
+            local_cmd.print_env(
+                _opts(ctx).directory,
+                local,
+                profiles=profiles,
+                show_secrets=show_secrets,
+                context=context,
+            )
+        )
     if show_plan:
-        ctx.invoke(plan_, profiles=profiles, fmt=fmt, services=services)
+        ctx.invoke(
+            plan_,
+            profiles=profiles,
+            fmt=fmt,
+            services=services,
+            local=local,
+            local_command=local_command,
+            intercept_header=intercept_header,
+            env_urls=env_urls,
+        )
+    from devloop.bridge.intercept import Options as LocalOptions
+    from devloop.bridge.intercept import parse_header
     from devloop.commands import dev as cmd
 
     opts = _opts(ctx, fmt)
+    bridge = (
+        cmd.Local(
+            local,
+            LocalOptions(
+                command=local_command,
+                header=parse_header(intercept_header),
+                env_urls=env_urls,
+                use_hosts=not no_hosts,
+            ),
+            relay_base,
+        )
+        if local
+        else None
+    )
     ctx.exit(
         cmd.run(
             opts.directory,
@@ -346,6 +438,7 @@ def dev(
             ui=ui,
             ui_port=ui_port,
             trigger=trigger,
+            local=bridge,
         )
     )
 
@@ -434,16 +527,37 @@ def init(ctx: click.Context, force: bool, manifests: bool, target: str | None) -
 @cli.command(name="plan")
 @_profile_option
 @_format_option
+@click.option("--local", default=None, metavar="SERVICE", help="Also say what --local would do.")
+@click.option("--command", "local_command", default=None, metavar="CMD", hidden=True)
+@click.option("--intercept-header", default=None, metavar="NAME=VALUE", hidden=True)
+@click.option("--env-urls", is_flag=True, hidden=True)
 @click.argument("services", nargs=-1, shell_complete=complete.services)
 @click.pass_context
 def plan_(
-    ctx: click.Context, profiles: tuple[str, ...], fmt: str | None, services: tuple[str, ...]
+    ctx: click.Context,
+    profiles: tuple[str, ...],
+    fmt: str | None,
+    services: tuple[str, ...],
+    local: str | None = None,
+    local_command: str | None = None,
+    intercept_header: str | None = None,
+    env_urls: bool = False,
 ) -> None:
     """Print what `dev` would watch, ignore, sync and rebuild, and the inotify watches it needs."""
     from devloop.commands import plan as cmd
 
     opts = _opts(ctx, fmt)
-    ctx.exit(cmd.run(opts.directory, profiles=profiles, services=services, output=opts.output))
+    ctx.exit(
+        cmd.run(
+            opts.directory,
+            profiles=profiles,
+            services=services,
+            output=opts.output,
+            local=cmd.LocalPlan(local, local_command, intercept_header, env_urls)
+            if local
+            else None,
+        )
+    )
 
 
 @cli.command()

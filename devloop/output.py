@@ -23,6 +23,9 @@ from devloop.model.events import (
     Error,
     Event,
     Info,
+    InterceptEnded,
+    InterceptRelayed,
+    InterceptStarted,
     Log,
     Paused,
     Pending,
@@ -250,6 +253,20 @@ class TextSink:
                 return "[yellow]paused[/]: edits are kept until resume"
             case Resumed():
                 return f"resumed: {e.files} changed file(s) kept while paused"
+            case InterceptStarted():
+                who = f"requests with {e.header} (HTTP/1.x)" if e.header else "all its traffic"
+                return (
+                    f"{tag}[bold magenta]local[/] pid {e.pid}: {escape(e.command)}  "
+                    f"receives {escape(who)} on {', '.join(map(str, e.ports))}"
+                )
+            case InterceptRelayed():
+                return None  # one per connection: the JSON stream has them; the end says how many
+            case InterceptEnded():
+                return (
+                    f"{tag}intercept ended: {e.relayed} connection(s) relayed"
+                    + (f", {e.failed} failed" if e.failed else "")
+                    + "; the original serves again"
+                )
             case Info():
                 return f"{tag}{escape(e.message)}"
             case WarningEvent():

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from devloop import config
+from devloop.bridge import hosts
 from devloop.build import hygiene
 from devloop.clients.docker import connect
 from devloop.commands.common import new_session_id
@@ -28,7 +29,14 @@ def run(
     runtime = open_runtime(
         project, connect(), session=new_session_id(), dev=False, context_flag=context
     )
-    removed = runtime.delete_all()
+    cluster = getattr(runtime, "cluster", None)
+    if cluster is not None:  # a relay Deployment a killed `dev --local` left is no applied object
+        from devloop.runtime.kubernetes.relay import recover
+
+        recover(cluster.rest, cluster.namespace, project.name)
+    removed = runtime.delete_all()  # on Docker a relay goes with the rest (the project's labels)
+    if hosts.writable() and (blocks := hosts.remove(project.name)):
+        emit(Info(f"removed {blocks} /etc/hosts block(s) a `dev --local` of {project.name} left"))
     emit(Info(f"deleted {removed} object(s) of project {project.name} from {runtime.name}"))
     if images:
         client = connect()

@@ -8,11 +8,14 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from devloop import config
+from devloop.bridge.factory import open_bridge
+from devloop.bridge.intercept import LocalBridge, Options
 from devloop.build import buildkit
 from devloop.build.builder import Builder
 from devloop.clients.docker import connect
@@ -44,9 +47,14 @@ def run(
     trigger: str | None = None,
     ui: bool = True,
     ui_port: int | None = None,
+    local: Local | None = None,
 ) -> int:
     project = config.load(directory, profiles, kube_context=context)
     names = selected(project, services)
+    if local is not None:
+        selected(project, [local.service])
+        if local.service not in names:
+            names = (*names, local.service)
     keyboard = output == "text" and keys.interactive()
     emit = sink(output, live=True, keys=keyboard)
     lock = _lock(project, context)
@@ -68,6 +76,7 @@ def run(
                 trigger="manual" if trigger == "manual" else "auto" if trigger else None,
                 dashboard=dashboard,
                 view=view if keyboard else None,
+                local=local,
             )
     finally:
         lock.release()
@@ -88,6 +97,15 @@ def _dashboard(wanted: bool, port: int | None) -> Iterator[DashboardServer | Non
         yield server
     finally:
         server.stop()
+
+
+@dataclass(frozen=True)
+class Local:
+    """`--local SERVICE` and its options."""
+
+    service: str
+    options: Options
+    relay_base: str | None = None
 
 
 def _lock(project: Project, context: str | None) -> SessionLock:
@@ -112,6 +130,7 @@ def _run(
     trigger: Trigger | None = None,
     dashboard: DashboardServer | None = None,
     view: Emit | None = None,
+    local: Local | None = None,
 ) -> int:
     if note := lock.took_over():
         emit(Info(message=note))
@@ -136,10 +155,17 @@ def _run(
         dashboard.act = session.request  # the page's buttons steer the session
     signals = _Signals(session.stop)
     error: BaseException | None = None
+    bridge: LocalBridge | None = None
     with _terminal(session, view):  # the terminal comes back on every way out
         try:
             signals.install()
             session.start()
+            if local is not None:
+                bridge = open_bridge(
+                    project, local.service, runtime, client, emit, local.options, local.relay_base
+                )
+                bridge.start()
+                _stop_when_exited(bridge, session.stop, emit)
             signals.started = True
             session.run()
         except KeyboardInterrupt as exc:
@@ -152,6 +178,8 @@ def _run(
         finally:
             signals.shield()  # a second Ctrl-C (or TERM, HUP) must not cut the cleanup short
             try:
+                if bridge is not None:
+                    bridge.close()
                 session.close(keep=keep)
             except DevloopError as exc:
                 if error is None:
@@ -184,6 +212,19 @@ def _terminal(session: Session, view: Emit | None) -> Iterator[None]:
     finally:
         if isinstance(view, LiveView):
             view.close()
+
+
+def _stop_when_exited(bridge: LocalBridge, stop: threading.Event, emit: Emit) -> None:
+    """End the session when the local process ends (the developer stopped it, or it crashed)."""
+
+    def wait() -> None:
+        while not stop.wait(0.2):
+            code = bridge.exited()
+            if code is not None:
+                emit(Info(f"the local {bridge.env.service} process exited ({code}): stopping"))
+                stop.set()
+
+    threading.Thread(target=wait, name="devloop-local-wait", daemon=True).start()
 
 
 def _builds_running() -> bool:

@@ -6,12 +6,14 @@ import json
 import stat
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from devloop import config
 from devloop.build.inputs import cached_inputs
 from devloop.commands.common import selected
+from devloop.commands.local import plan_text
 from devloop.errors import EXIT_OK
 from devloop.files.dockerignore import ContextFilter
 from devloop.model.events import PlanReport
@@ -26,6 +28,7 @@ def run(
     services: Sequence[str] = (),
     output: str = "text",
     out: TextIO | None = None,
+    local: LocalPlan | None = None,
 ) -> int:
     """Print the plan for `services` (all when empty); nothing is built or started."""
     out = out or sys.stdout
@@ -33,14 +36,33 @@ def run(
     names = selected(project, services)
     result = survey(project, names)
     inputs = {n: input_summary(project.services[n]) for n in project.closure(names)}
+    bridged = (
+        plan_text(project, local.service, local.command, local.header, local.env_urls)
+        if local
+        else None
+    )
     if output == "json":
         doc = result.as_dict()
         doc["inputs"] = inputs
+        if bridged is not None:
+            doc["local"] = bridged.splitlines()
         out.write(json.dumps(PlanReport(plan=doc).payload()) + "\n")
     else:
         out.write(text(result))
         out.write(_inputs_text(inputs))
+        if bridged is not None:
+            out.write("\n" + bridged)
     return EXIT_OK
+
+
+@dataclass(frozen=True)
+class LocalPlan:
+    """`plan --local SERVICE`: say what the bridge would do too."""
+
+    service: str
+    command: str | None = None
+    header: str | None = None
+    env_urls: bool = False
 
 
 def input_summary(svc: Service) -> dict[str, Any]:

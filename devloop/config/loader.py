@@ -16,11 +16,18 @@ from devloop.config import profiles as profiles_
 from devloop.config import yamlsource
 from devloop.config.diagnostics import translate
 from devloop.config.discover import config_file
-from devloop.config.schema import EXTENSION_KEY, ConfigSpec, ExecThen, ServiceSpec, SyncRuleSpec
+from devloop.config.schema import (
+    EXTENSION_KEY,
+    ConfigSpec,
+    ExecThen,
+    LocalSpec,
+    ServiceSpec,
+    SyncRuleSpec,
+)
 from devloop.config.yamlsource import Document, Loc
 from devloop.errors import ConfigError
 from devloop.model.manifest import ARCHETYPES
-from devloop.model.project import Port, Project, Service, SyncRule
+from devloop.model.project import LocalRun, Port, Project, Service, SyncRule
 
 __all__ = ["load"]
 
@@ -127,6 +134,17 @@ def _service(root: Path, name: str, s: ServiceSpec, registry: str | None) -> Ser
         requires=tuple(s.requires),
         trigger=s.trigger,
         rebuild=tuple(g.removeprefix("./") for g in s.rebuild),
+        local=_local(root, s.local),
+    )
+
+
+def _local(root: Path, spec: LocalSpec | None) -> LocalRun | None:
+    if spec is None:
+        return None
+    return LocalRun(
+        command=spec.command,
+        cwd=(root / spec.cwd).resolve(),
+        env=types.MappingProxyType(dict(spec.env)),
     )
 
 

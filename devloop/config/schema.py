@@ -128,6 +128,17 @@ class BuilderSpec(_Strict):
     )
 
 
+class LocalSpec(_Strict):
+    command: str | None = Field(
+        default=None,
+        description="shell command that runs the service on this machine (`dev --local`)",
+    )
+    cwd: str = Field(default=".", description="its working directory, relative to devloop.yaml")
+    env: dict[str, Text] = Field(
+        default_factory=dict, description="variables added to (and overriding) the pod's env"
+    )
+
+
 class ServiceSpec(_Strict):
     image: str = Field(description="image repository, e.g. 'shop/web' (the tag is computed)")
     context: str = Field(
@@ -174,6 +185,10 @@ class ServiceSpec(_Strict):
     @classmethod
     def _rebuild_inside(cls, v: list[str]) -> list[str]:
         return [_context_glob(g, "rebuild") for g in v]
+
+    local: LocalSpec | None = Field(
+        default=None, description="how `devloop dev --local SERVICE` runs it as a local process"
+    )
 
     @field_validator("image")
     @classmethod

@@ -270,6 +270,41 @@ class PlanReport(Event):
         return dict(self.plan)
 
 
+@dataclass(frozen=True)
+class InterceptStarted(Event):
+    """`dev --local`: the service runs as a local process; the relay took its place."""
+
+    kind: ClassVar[str] = "intercept_started"
+    service: str
+    command: str
+    pid: int
+    ports: list[int]  # where the local process is expected to listen
+    header: str | None  # "name=value" for a personal intercept (HTTP/1.x only); None: all traffic
+    forwards: dict[str, str]  # "service:port" -> the loopback address that reaches it here
+    hosts: bool  # the names resolve through /etc/hosts entries devloop added
+
+
+@dataclass(frozen=True)
+class InterceptRelayed(Event):
+    """One connection handed by the relay to the local process."""
+
+    kind: ClassVar[str] = "intercept_relayed"
+    service: str
+    port: int
+    total: int
+
+
+@dataclass(frozen=True)
+class InterceptEnded(Event):
+    """The intercept is over: the original workload serves again, the relay is gone."""
+
+    kind: ClassVar[str] = "intercept_ended"
+    service: str
+    relayed: int
+    failed: int
+    exit_code: int | None  # of the local process; None when devloop stopped it
+
+
 def event_types() -> list[type[Event]]:
     """Every concrete event type, in definition order (the schema lists them so)."""
     seen: list[type[Event]] = []

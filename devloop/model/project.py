@@ -37,6 +37,15 @@ class Port:
 
 
 @dataclass(frozen=True)
+class LocalRun:
+    """How `dev --local` runs a service on this machine (`local:` in devloop.yaml)."""
+
+    command: str | None  # a shell command; None: only --command gives one
+    cwd: Path  # absolute
+    env: Mapping[str, str]  # added to the pod's env, overriding it
+
+
+@dataclass(frozen=True)
 class Service:
     name: str
     image: str  # repository without tag, registry prefix included when one is set
@@ -54,6 +63,7 @@ class Service:
     requires: tuple[str, ...]
     trigger: Trigger = "auto"  # manual: changes wait for a trigger (a key, the dashboard)
     rebuild: tuple[str, ...] = ()  # context-relative globs that rebuild even when a rule syncs them
+    local: LocalRun | None = None
 
 
 @dataclass(frozen=True)
