@@ -17,6 +17,7 @@ from devloop.model.events import (
     BuildStarted,
     BuildStep,
     Changes,
+    Crashed,
     Dashboard,
     Deployed,
     Emit,
@@ -230,7 +231,14 @@ class TextSink:
                 return f"{tag}deployed {escape(e.image)}"
             case Ready():
                 urls = "  " + "  ".join(e.urls) if e.urls else ""
-                return f"{tag}[bold green]ready[/]{urls}"
+                after = f" ({e.ms / 1000:.2f} s after the save)" if e.ms is not None else ""
+                return f"{tag}[bold green]ready[/]{urls}{after}"
+            case Crashed():
+                code = f"exited with code {e.exit_code}" if e.exit_code is not None else "exited"
+                return (
+                    f"{tag}[bold red]crashed[/] {escape(e.container)} {code} "
+                    f"({e.restarts} time(s) so far); started again"
+                )
             case Restarted():
                 return f"{tag}restarted process in {escape(e.container)}"
             case Dashboard():

@@ -46,6 +46,9 @@ from devloop.watch.choice import watcher_factory as watcher_factory_for
 # connection): 0.5 s doubling to 15 s, as Tilt's port-forward reconnects.
 RETRY_MIN = 0.5
 RETRY_MAX = 15.0
+# After an in-place restart (a sync's `then: restart`), how long the loop waits for the service to
+# serve again before it says so; a new edit cuts the wait short.
+RESTART_READY_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,7 @@ class Session:
         self._start_watcher()
         self.runtime.watch_instances(self._instances_changed, self.stop)
         self.runtime.follow_logs(self._emit, self.stop)
+        self.runtime.watch_crashes(self._emit, self.stop)
         self._rebuild(self.names, initial=True)
 
     def _instances_changed(self, service: str) -> None:
@@ -198,6 +202,7 @@ class Session:
             self._emit(Paused(files=len(_merged(self._paused))))
         else:
             self._on_changes(unit)
+        self._ready_after_restart()
 
     def _settle(self) -> None:
         try:
@@ -612,9 +617,26 @@ class Session:
                 self._state[n].failing = False
                 self._emit(self._ready(n))
 
-    def _ready(self, service: str) -> Ready:
+    def _ready(self, service: str, first_seen: float | None = None) -> Ready:
         replicas = len(self._syncer.instances(service))  # listed just before: cached
-        return Ready(service=service, urls=self._urls.get(service, []), replicas=replicas)
+        ms = round((time.monotonic() - first_seen) * 1000, 2) if first_seen else None
+        return Ready(service=service, urls=self._urls.get(service, []), replicas=replicas, ms=ms)
+
+    def _ready_after_restart(self) -> None:
+        """The processes restarted in place (their sync events are out already): wait until each
+        service serves again, then say `ready` with the edit's time. A new edit ends the wait
+        (its step comes next); a service that does not come back is said once, as an error."""
+        for service, first_seen in self._syncer.restarted().items():
+            if self._interrupt.is_set() or service not in self._state:
+                return
+            try:
+                self.runtime.wait_ready([service], RESTART_READY_TIMEOUT, self._interrupt)
+            except DevloopError as exc:
+                self._state[service].failing = True
+                self._emit(Error(f"after the restart: {exc}", service=service))
+                continue
+            if not self._interrupt.is_set():
+                self._emit(self._ready(service, first_seen))
 
 
 def _drain(q: queue.Queue[Work]) -> list[Work]:

@@ -137,6 +137,7 @@ class Ready(Event):
     service: str
     urls: list[str] = field(default_factory=list)
     replicas: int | None = None  # its running containers
+    ms: float | None = None  # after an edit's in-place restart: first change seen → serving again
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,19 @@ class Restarted(Event):
     service: str
     container: str
     ms: float | None = None  # first change seen → the process is running again
+
+
+@dataclass(frozen=True)
+class Crashed(Event):
+    """A container of a service exited or restarted without devloop asking (a crash, an OOM kill,
+    `docker kill`); the runtime starts it again."""
+
+    kind: ClassVar[str] = "crashed"
+    service: str
+    container: str
+    exit_code: int | None  # None when the runtime does not know it
+    restarts: int  # the container's unexpected exits so far in this session (Kubernetes: its
+    # restartCount)
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,10 @@ class Runtime(Protocol):
         """In the background, call on_change(service) whenever a container of it starts, restarts or
         goes."""
 
+    def watch_crashes(self, emit: Emit, stop: threading.Event) -> None:
+        """In the background, emit a Crashed event whenever a container of a service exits or
+        restarts without devloop asking (not for a redeploy, a teardown or an in-place restart)."""
+
     def follow_logs(self, emit: Emit, stop: threading.Event) -> None:
         """In the background, emit a Log event per line of every container, following
         replacements."""

@@ -40,6 +40,9 @@ class Syncer:
         self._cache: dict[str, list[Instance]] = {}
         self._unavailable: set[str] = set()  # services whose image cannot run the agent
         self._said: set[str] = set()  # ... said once per session
+        # services whose process was restarted in place since `restarted()` was last asked, with
+        # the first change seen of the edit that did it (None: asked for by hand)
+        self._restarted: dict[str, float | None] = {}
 
     def can_sync(self, service: str) -> bool:
         return service not in self._unavailable
@@ -118,7 +121,10 @@ class Syncer:
         ok = self._report(
             svc.name, outcomes, payload, first_seen, replay=False, planned=planned, retried=failed
         )
-        self._after(svc.name, [o.instance for o in outcomes if o.ack], thens, first_seen)
+        acked = [o.instance for o in outcomes if o.ack]
+        self._after(svc.name, acked, thens, first_seen)
+        if "restart" in thens and acked:
+            self._restarted[svc.name] = first_seen
         return ok or self.can_sync(svc.name)
 
     def settle_wait(self, longest: float) -> float:
@@ -209,7 +215,15 @@ class Syncer:
         """Restart the process in every container of `service` (asked for by hand); how many."""
         instances = self.instances(service, fresh=True)
         self._after(service, instances, {"restart"})
+        if instances:
+            self._restarted[service] = None
         return len(instances)
+
+    def restarted(self) -> dict[str, float | None]:
+        """The services restarted in place since the last call (→ the edit's first change seen,
+        or None for a restart asked for by hand); forgotten once returned."""
+        out, self._restarted = self._restarted, {}
+        return out
 
     def close(self) -> None:
         self._pool.close()

@@ -15,7 +15,7 @@ import requests
 
 from devloop.build.deliver import ImageTarget, LocalEngine
 from devloop.errors import DeployError, RuntimeUnavailable
-from devloop.model.events import Emit
+from devloop.model.events import Crashed, Emit
 from devloop.model.manifest import (
     LABEL_NAME,
     LABEL_SERVICE,
@@ -326,6 +326,33 @@ class DockerRuntime:
                 on_change(service)
 
         self._events.subscribe(relay, stop)
+
+    def watch_crashes(self, emit: Emit, stop: threading.Event) -> None:
+        crashes: dict[str, int] = {}  # container name → its unexpected exits (one reader thread)
+
+        def died(event: DockerEvent) -> None:
+            if event.get("Action") != "die" or self._closing:
+                return
+            cid = str(event["Actor"]["ID"])
+            with self._removing_lock:
+                if cid in self._removing:
+                    return  # devloop removes it: a redeploy, the end of the session
+            attrs = event["Actor"].get("Attributes") or {}
+            service, name = attrs.get(LABEL_SERVICE), str(attrs.get("name", cid[:12]))
+            if not service:
+                return
+            crashes[name] = crashes.get(name, 0) + 1
+            code = attrs.get("exitCode")
+            emit(
+                Crashed(
+                    service=service,
+                    container=name,
+                    exit_code=int(code) if str(code or "").lstrip("-").isdigit() else None,
+                    restarts=crashes[name],
+                )
+            )
+
+        self._events.subscribe(died, stop)
 
     def follow_logs(self, emit: Emit, stop: threading.Event) -> None:
         LogFollower(self._client, self._events, self._session, emit, stop).start()

@@ -10,7 +10,7 @@ import docker
 
 from devloop.build.deliver import ImageTarget
 from devloop.errors import DeployError, DevloopError, SyncError
-from devloop.model.events import Emit, WarningEvent
+from devloop.model.events import Crashed, Emit, WarningEvent
 from devloop.model.manifest import Manifest
 from devloop.model.project import Project
 from devloop.runtime import supervisor
@@ -175,6 +175,32 @@ class KubernetesRuntime:
         self._stops.append(stop)
         self._pods.subscribe(changed, stop)
 
+    def watch_crashes(self, emit: Emit, stop: threading.Event) -> None:
+        def changed(old: Obj | None, new: Obj | None) -> None:
+            service = service_of(new or {"metadata": {}})
+            if old is None or new is None or service is None:
+                return
+            before = {cs.get("name"): int(cs.get("restartCount", 0)) for cs in _statuses(old)}
+            statuses = _statuses(new)
+            for cs in statuses:
+                count = int(cs.get("restartCount", 0))
+                if count <= before.get(cs.get("name"), count):
+                    continue
+                pod = str((new.get("metadata") or {}).get("name", ""))
+                last = (cs.get("lastState") or {}).get("terminated") or {}
+                code = last.get("exitCode")
+                emit(
+                    Crashed(
+                        service=service,
+                        container=pod if len(statuses) == 1 else f"{pod}/{cs.get('name')}",
+                        exit_code=int(code) if isinstance(code, int) else None,
+                        restarts=count,
+                    )
+                )
+
+        self._stops.append(stop)
+        self._pods.subscribe(changed, stop)
+
     def follow_logs(self, emit: Emit, stop: threading.Event) -> None:
         self._stops.append(stop)
         self._pods.subscribe(LogFollowers(self._rest, self._pods, emit, stop), stop)
@@ -267,6 +293,10 @@ def _warm_up() -> None:
     from kubernetes.client import CoreV1Api
 
     del CoreV1Api
+
+
+def _statuses(pod: Obj) -> list[Obj]:
+    return list((pod.get("status") or {}).get("containerStatuses") or [])
 
 
 def _state(pod: Obj | None) -> tuple[bool, int] | None:

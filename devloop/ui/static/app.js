@@ -3,7 +3,7 @@
 (function () {
   const TOKEN = document.querySelector('meta[name="devloop-token"]').content;
   const MAX_LINES = 5000, MAX_EDITS = 10, MAX_BUILDS = 10, EDIT_WINDOW_S = 300;
-  const CRASH_COUNT = 3, CRASH_WINDOW_S = 120;  // containers back this often: "crashing"
+  const CRASH_COUNT = 2, CRASH_WINDOW_S = 120;  // crashed this often: "crashing" even once back
   const services = new Map();   // name -> row state
   const builds = new Map();     // name -> [build]
   const edits = [];             // newest last
@@ -22,7 +22,7 @@
   function service(name) {
     if (!services.has(name)) {
       services.set(name, { name, state: "pending", image: "", replicas: null, urls: [],
-        sync: null, restarts: 0, error: "", pending: 0, deploying: false, comebacks: [] });
+        sync: null, restarts: 0, error: "", pending: 0, deploying: false, crashes: [] });
       const opt = el("option", { value: name, textContent: name });
       $("#log-service").append(opt);
     }
@@ -111,22 +111,25 @@
       }
       case "deploy":
         svc.deploying = true;
-        svc.comebacks = [];
+        svc.crashes = [];
         svc.image = ev.image;
         svc.state = "deploying";
         if (edit) stage(edit, ev.service, "deployed", sinceSeen(edit, ev));
         break;
       case "ready":
-        if (!svc.deploying && svc.state !== "pending") {
-          // no deploy of ours led here: a container came back (it exited, or was replaced)
-          svc.restarts += 1;
-          svc.comebacks = svc.comebacks.filter((t) => ev.ts - t < CRASH_WINDOW_S).concat(ev.ts);
-        }
         svc.deploying = false;
-        svc.state = svc.comebacks.length >= CRASH_COUNT ? "crashing" : "ready";
+        svc.crashes = svc.crashes.filter((t) => ev.ts - t < CRASH_WINDOW_S);
+        svc.state = svc.crashes.length >= CRASH_COUNT ? "crashing" : "ready";
         svc.urls = ev.urls || [];
         if (ev.replicas != null) svc.replicas = ev.replicas;
-        if (edit && edit.lanes.has(ev.service)) stage(edit, ev.service, "ready", sinceSeen(edit, ev));
+        if (edit && edit.lanes.has(ev.service)) stage(edit, ev.service, "ready", ev.ms != null ? ev.ms : sinceSeen(edit, ev));
+        break;
+      case "crashed":
+        // the runtime saw a container exit without devloop asking
+        svc.restarts += 1;
+        svc.crashes.push(ev.ts);
+        svc.state = "crashing";
+        svc.error = `${ev.container} ${ev.exit_code != null ? `exited with code ${ev.exit_code}` : "exited"}`;
         break;
       case "error":
         if (svc) { svc.error = ev.message; svc.state = "failed"; }
@@ -137,9 +140,6 @@
             const s = service(name); s.state = "failed"; s.error = ev.message;
           }
         }
-        break;
-      case "warning":
-        if (svc && /exit|crash|restart/i.test(ev.message)) svc.state = "crashing";
         break;
       case "request": {
         // a button or key: what follows is its edit, not the last save's
@@ -173,7 +173,8 @@
       case "build_done": return `built ${ev.image} in ${ms(ev.ms)}`;
       case "build_skipped": return `build skipped: ${ev.image} ${ev.reason}`;
       case "deploy": return `deployed ${ev.image}`;
-      case "ready": return `ready ${(ev.urls || []).join(" ")}`;
+      case "ready": return `ready ${(ev.urls || []).join(" ")}${ev.ms != null ? ` (${ms(ev.ms)} after the save)` : ""}`;
+      case "crashed": return `crashed: ${ev.container} ${ev.exit_code != null ? `exited with code ${ev.exit_code}` : "exited"} (${ev.restarts} time(s)); started again`;
       case "restart": return `restarted process in ${ev.container}${ev.ms != null ? ` (${ms(ev.ms)} after the save)` : ""}`;
       case "watching": return `watching ${ev.roots.length} roots, ${ev.files} files`;
       case "request": return `${ev.command} requested${ev.service ? "" : " (all services)"}`;
