@@ -64,6 +64,7 @@ class Session:
     url: str
     page: Any  # playwright.sync_api.Page
     browser: Any  # its BrowserContext
+    name: str = ""  # the project's
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +108,7 @@ def session(
                 dev.wait_event("ready", timeout=180, service=svc)
             page = browser.new_page()
             page.goto(url)
-            yield Session(dev, root, url, page, browser)
+            yield Session(dev, root, url, page, browser, name)
         finally:
             browser.close()
             shutil.rmtree(profile, ignore_errors=True)
@@ -161,19 +162,24 @@ def test_an_edit_shows_in_the_timeline_with_the_milliseconds_of_each_stage(
     (session.root / "app" / "conf" / "message").write_text("second\n")
     synced = dev.wait_event("sync", since=mark, service="web")
     restarted = dev.wait_event("restart", since=mark, service="web")
+    # after the in-place restart the session waits for the service to serve again
+    ready = dev.wait_event("ready", since=mark, service="web")
+    assert ready["ms"] >= restarted["ms"]
+    assert dev.events.index(synced) < dev.events.index(ready)
     lane = '#timeline li:first-child .lane[data-service="web"]'
-    page.wait_for_selector(f'{lane} .stage[data-stage="restarted"]', timeout=30_000)
+    page.wait_for_selector(f'{lane} .stage[data-stage="ready"]', timeout=30_000)
     assert page.inner_text("#timeline li:first-child .edit-head").endswith("app/conf/message")
     stages = page.eval_on_selector_all(
         f"{lane} .stage", "nodes => nodes.map(n => [n.dataset.stage, Number(n.dataset.ms)])"
     )
-    assert [s for s, _ in stages] == ["batched", "planned", "sent", "applied", "restarted"]
+    assert [s for s, _ in stages] == ["batched", "planned", "sent", "applied", "restarted", "ready"]
     at = dict(stages)
     assert at["batched"] == dev.wait_event("changes", since=mark)["ms"]
     assert at["planned"] == synced["planned_ms"]
     assert at["sent"] == synced["sent_ms"]
     assert at["applied"] == synced["ms"]
     assert at["restarted"] == restarted["ms"]
+    assert at["ready"] == ready["ms"]
     assert [ms for _, ms in stages] == sorted(ms for _, ms in stages)
     assert _cell(page, "web", "restarts") == "1"
     assert _cell(page, "web", "sync") == f"1 files, {synced['ms']:.1f} ms"
@@ -292,3 +298,26 @@ def test_screenshot(session: Session, tmp_path: Path) -> None:
     assert shot.stat().st_size > 10_000
     if target := os.environ.get("DEVLOOP_SCREENSHOT"):
         shutil.copyfile(shot, target)
+
+
+def test_a_container_killed_twice_is_reported_crashed_and_its_row_shows_crashing(
+    session: Session, docker_client: docker.DockerClient
+) -> None:
+    dev, page = session.dev, session.page
+    labels = [f"app.kubernetes.io/part-of={session.name}", "devloop.dev/service=hello"]
+    for n in (1, 2):
+        mark = dev.mark()
+        (container,) = docker_client.containers.list(filters={"label": labels})
+        container.kill()
+        crashed = dev.wait_event("crashed", since=mark, service="hello", timeout=60)
+        assert crashed["container"] == container.name
+        assert crashed["exit_code"] == 137
+        assert crashed["restarts"] == n
+        page.wait_for_selector(
+            '#services tr[data-service="hello"] td.state.crashing', timeout=30_000
+        )
+        dev.wait_event("ready", since=mark, service="hello", timeout=60)  # started again
+    # twice within two minutes: still "crashing" once it runs again
+    eventually(lambda: _cell(page, "hello", "state") == "crashing", 10)
+    assert "exited with code 137" in _cell(page, "hello", "error")
+    assert not [e for e in dev.events if e["event"] == "crashed" and e["service"] != "hello"]

@@ -347,7 +347,7 @@ class DockerRuntime:
                 Crashed(
                     service=service,
                     container=name,
-                    exit_code=int(code) if str(code or "").lstrip("-").isdigit() else None,
+                    exit_code=int(str(code)) if str(code or "").lstrip("-").isdigit() else None,
                     restarts=crashes[name],
                 )
             )
