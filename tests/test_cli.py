@@ -203,7 +203,16 @@ def test_schema_events_describes_every_event_type(proj: DevloopProject) -> None:
     loaded = json.loads(result.out)
     jsonschema.Draft202012Validator.check_schema(loaded)
     kinds = set(loaded["$defs"])
-    assert {"sync", "build_done", "ready", "fatal", "plan", "check", "build_report"} <= kinds
+    assert {
+        "sync",
+        "build_done",
+        "ready",
+        "fatal",
+        "plan",
+        "check",
+        "build_report",
+        "crashed",
+    } <= kinds
     validator = jsonschema.Draft202012Validator(loaded)
     good = {"v": 1, "event": "ready", "ts": 1.0, "service": "web", "urls": []}
     assert validator.is_valid(good)

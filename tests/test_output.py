@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import io
 
-from devloop.model.events import BuildStarted, Changes, Dashboard, Restarted, SyncDone
+from devloop.model.events import (
+    BuildStarted,
+    Changes,
+    Crashed,
+    Dashboard,
+    Ready,
+    Restarted,
+    SyncDone,
+)
 from devloop.output import TextSink, tee
 
 
@@ -12,6 +20,20 @@ def test_a_restart_names_the_whole_container() -> None:
     out = io.StringIO()
     TextSink(out)(Restarted(service="ecoprobe", container="ecoprobe-init-web-0"))
     assert out.getvalue() == "[ecoprobe] restarted process in ecoprobe-init-web-0\n"
+
+
+def test_a_crash_names_the_container_its_exit_code_and_how_often() -> None:
+    out = io.StringIO()
+    TextSink(out)(Crashed(service="web", container="shop-web-0", exit_code=137, restarts=2))
+    assert out.getvalue() == (
+        "[web] crashed shop-web-0 exited with code 137 (2 time(s) so far); started again\n"
+    )
+
+
+def test_ready_after_a_restart_says_how_long_after_the_save() -> None:
+    out = io.StringIO()
+    TextSink(out)(Ready(service="web", urls=["http://127.0.0.1:8080/"], ms=412.5))
+    assert out.getvalue() == "[web] ready  http://127.0.0.1:8080/ (0.41 s after the save)\n"
 
 
 def _sync(paths: list[str], files: int, deleted: int = 0) -> str:

@@ -18,7 +18,7 @@ import pytest
 
 from devloop import config
 from devloop.errors import DeployError, RuntimeUnavailable
-from devloop.model.events import Event, Log
+from devloop.model.events import Crashed, Event, Log
 from devloop.model.manifest import LABEL_PART_OF as LABEL_PROJECT
 from devloop.model.manifest import LABEL_SERVICE, LABEL_SESSION, Manifest
 from devloop.model.project import Project
@@ -335,12 +335,19 @@ def test_a_container_stopped_by_hand_is_started_again(env: Env, fault: str) -> N
     rt.wait_ready(["web"], timeout=60)
     stop = threading.Event()
     changed: list[str] = []
+    crashed: list[Event] = []
     rt.watch_instances(changed.append, stop)
+    rt.watch_crashes(crashed.append, stop)
     [old] = rt.instances("web")
 
     container = env.client.containers.get(old.id)
     # docker kill / docker stop: the engine's restart policy leaves the container Exited
     container.kill() if fault == "kill" else container.stop(timeout=2)
+    [crash] = _eventually(lambda: crashed or None, what="a crashed event")
+    assert isinstance(crash, Crashed)
+    assert (crash.service, crash.container, crash.restarts) == ("web", old.name, 1)
+    if fault == "kill":
+        assert crash.exit_code == 137
 
     [back] = _eventually(lambda: rt.instances("web") or None, what="web running again")
     assert back.id == old.id and back.generation != old.generation

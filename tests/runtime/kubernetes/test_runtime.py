@@ -17,6 +17,7 @@ import pytest
 from devloop import config
 from devloop.errors import DeployError
 from devloop.loop import steer
+from devloop.model.events import Crashed, Event
 from devloop.model.manifest import ANNOTATION_RESTARTED
 from devloop.render.templates import render
 from devloop.runtime import supervisor
@@ -200,6 +201,28 @@ def test_restart_process_keeps_the_pod_and_bumps_nothing_else(runtime: Kubernete
     [after] = runtime.instances("box")
     assert after.id == before.id and after.generation == before.generation
     assert runtime.exec(after, ["cat", supervisor.STATE])[1] != pid
+
+
+@pytest.mark.docker
+def test_a_container_that_exits_is_reported_crashed_with_its_restart_count(
+    runtime: KubernetesRuntime,
+) -> None:
+    _ready(runtime)
+    [box] = runtime.instances("box")
+    stop = threading.Event()
+    crashed: list[Event] = []
+    runtime.watch_crashes(crashed.append, stop)
+    try:
+        runtime.exec(box, ["sh", "-c", "kill 1"])  # the supervisor ends: the container exits
+        deadline = time.monotonic() + 60
+        while not crashed:
+            assert time.monotonic() < deadline, "no crashed event"
+            time.sleep(0.2)
+    finally:
+        stop.set()
+    [crash] = crashed
+    assert isinstance(crash, Crashed)
+    assert (crash.service, crash.container, crash.restarts) == ("box", box.name, 1)
 
 
 @pytest.mark.docker
