@@ -261,21 +261,37 @@ class Syncer:
     ) -> None:
         """The rules' `then`: restart the process in place, or run a command, in each container."""
         for then in sorted(thens, key=str):
+            if then == "restart":
+                self._restart(service, instances, first_seen)
+                continue
             for inst in instances:
                 try:
-                    if then == "restart":
-                        self._runtime.restart_process(inst)
-                        self._emit(
-                            Restarted(
-                                service=service,
-                                container=inst.name,
-                                ms=_since(first_seen, time.monotonic()),
-                            )
-                        )
-                    elif isinstance(then, tuple):
+                    if isinstance(then, tuple):
                         self._exec(service, inst, then)
                 except DevloopError as exc:
                     self._emit(Error(f"after sync in {inst.name}: {exc}", service))
+
+    def _restart(
+        self, service: str, instances: Sequence[Instance], first_seen: float | None
+    ) -> None:
+        """Through the open channels, all containers at once; the runtime's way (an exec, or
+        a container restart when unsupervised) where a channel cannot."""
+        if not instances:
+            return
+        for inst, done in self._pool.restart(service, instances):
+            try:
+                if isinstance(done, DevloopError):
+                    raise done
+                if not done:
+                    self._runtime.restart_process(inst)
+            except DevloopError as exc:
+                self._emit(Error(f"after sync in {inst.name}: {exc}", service))
+                continue
+            self._emit(
+                Restarted(
+                    service=service, container=inst.name, ms=_since(first_seen, time.monotonic())
+                )
+            )
 
     def _exec(self, service: str, inst: Instance, argv: tuple[str, ...]) -> None:
         code, out = self._runtime.exec(inst, argv)
