@@ -1,4 +1,4 @@
-"""Fan-out: one-file sync to a service with 5 replicas vs 1, through the real channel pool.
+"""8a. Fan-out: one-file sync to a service with 5 replicas vs 1, through the real channel pool.
 
     .venv/bin/python bench/bench_fanout.py [runs] [replicas]
 
@@ -69,7 +69,7 @@ def run(runs: int = 200, replicas: int = 5) -> dict[str, list[float]]:
 
 def table(times: dict[str, list[float]], goal: float = 1.5) -> Table:
     t = Table(
-        "Fan-out: one-file sync, 5 replicas vs 1 (Docker, channels in parallel)",
+        "8a. Fan-out: one-file sync, 5 replicas vs 1 (Docker, channels in parallel)",
         ["replicas", "p50 ms", "p95 ms", "max ms", "n", "p50 ÷ 1 replica p50"],
     )
     names = list(times)

@@ -1,4 +1,4 @@
-"""`then: restart` → served, minus the app's own cold start in the same container (Docker).
+"""8b. `then: restart` → served, minus the app's own cold start in the same container (Docker).
 
     .venv/bin/python bench/bench_restart.py [runs]
 
@@ -132,7 +132,7 @@ def run(runs: int = 30) -> dict[str, list[float]]:
 
 def table(times: dict[str, list[float]], goal: float = 20.0) -> Table:
     t = Table(
-        "`then: restart` → served vs the app's own start (Docker, python -m http.server)",
+        "8b. `then: restart` → served vs the app's own start (Docker, python -m http.server)",
         ["measure", "p50 ms", "p95 ms", "max ms", "n", "p50 minus app start"],
     )
     base = Stats.of(times["app's own start, same container"]).p50
