@@ -57,7 +57,11 @@ class Ack:
 
 @functools.cache
 def agent_script() -> str:
-    return resources.files("devloop.sync").joinpath("agent.sh").read_text(encoding="utf-8")
+    """agent.sh without comments and indentation: it travels in the exec request's URL on
+    Kubernetes, where API servers cap the request line (the test server at 8 KiB)."""
+    text = resources.files("devloop.sync").joinpath("agent.sh").read_text(encoding="utf-8")
+    lines = (line.strip() for line in text.splitlines())
+    return "\n".join(line for line in lines if line and not line.startswith("#")) + "\n"
 
 
 def agent_argv(once: bool = False) -> list[str]:
