@@ -22,10 +22,13 @@ import bench_burst
 import bench_channel
 import bench_digest
 import bench_e2e
+import bench_fanout
 import bench_kube
 import bench_peers
 import bench_rebuild
+import bench_restart
 import bench_stages
+import bench_start
 import bench_watch
 import docker
 from common import Table, machine, results_markdown, versions
@@ -103,6 +106,18 @@ def kube(client: docker.DockerClient, n: Sizes) -> list[Table]:
     return bench_kube.run(n.edits, n.transfers // 2)
 
 
+def fanout(client: docker.DockerClient, n: Sizes) -> list[Table]:
+    return [bench_fanout.table(bench_fanout.run(n.transfers // 2))]
+
+
+def restart(client: docker.DockerClient, n: Sizes) -> list[Table]:
+    return [bench_restart.table(bench_restart.run(30))]
+
+
+def start(client: docker.DockerClient, n: Sizes) -> list[Table]:
+    return [bench_start.table(bench_start.run(3))]
+
+
 RUNNERS: dict[str, Runner] = {
     "e2e": e2e,
     "transfer": transfer,
@@ -110,6 +125,9 @@ RUNNERS: dict[str, Runner] = {
     "rebuild": rebuild,
     "watch": watch,
     "kube": kube,
+    "fanout": fanout,
+    "restart": restart,
+    "start": start,
 }
 
 

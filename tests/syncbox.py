@@ -65,14 +65,16 @@ class Box:
 
 @pytest.fixture
 def boxes(docker_client: docker.DockerClient, base_image: str) -> Iterator[Callable[..., Box]]:
-    """Factory: `boxes(user=None, image=None)` runs `sleep` in a fresh container; all removed
-    after."""
+    """Factory: `boxes(user=None, image=None, command=None)` runs `command` (`sleep`) in a
+    fresh container; all removed after."""
     made: list[Box] = []
 
-    def make(user: str | None = None, image: str | None = None) -> Box:
+    def make(
+        user: str | None = None, image: str | None = None, command: list[str] | None = None
+    ) -> Box:
         container = docker_client.containers.run(
             image or base_image,
-            ["sleep", "3600"],
+            command or ["sleep", "3600"],
             name=f"{PREFIX}-{uuid.uuid4().hex[:10]}",
             labels=LABELS,
             user=user,

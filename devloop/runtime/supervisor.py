@@ -24,12 +24,11 @@ GRACE_SECONDS = 10
 # descendants are found through /proc instead, so `sh -c 'server'` children stop too.
 SCRIPT = r"""# devloop supervisor: HUP restarts the command, TERM stops it
 state=__STATE__
-gen=0 child= restart= stopping=
+gen=0 child= restart= stopping= said=
 start() {
   "$@" &
   child=$!
   gen=$((gen + 1))
-  echo "$gen $child" >"$state" 2>/dev/null || :
 }
 tree() {
   all=$1 todo=$1
@@ -49,17 +48,33 @@ alive() {
   set -- ${line##*) }
   [ "$1" != Z ]
 }
+# TERM, then wait for the child itself (no polling); a timer sends TERM once more after
+# 0.2 s (a TERM that lands between fork and exec of a child just started is lost) and KILLs
+# what is left after the grace period. `wait` returns early on a trapped signal, hence the loop.
 stop_child() {
   kill -TERM $(tree "$child") 2>/dev/null
-  i=0
-  while alive "$child" && [ "$i" -lt $((__GRACE__ * 20)) ]; do sleep 0.05; i=$((i + 1)); done
-  alive "$child" && kill -KILL $(tree "$child") 2>/dev/null
-  wait "$child" 2>/dev/null
+  (
+    sleep 0.2 & s=$!
+    wait $s
+    kill -TERM $(tree "$child") 2>/dev/null
+    sleep __GRACE__ & s=$!
+    wait $s
+    kill -KILL $(tree "$child") 2>/dev/null
+  ) &
+  timer=$!
+  while alive "$child"; do wait "$child" 2>/dev/null; done
+  # the child is gone: stop the timer (its pending sleep ends on its own)
+  kill -KILL "$timer" 2>/dev/null
+  wait "$timer" 2>/dev/null
 }
 trap 'restart=1' HUP
 trap 'stopping=1; kill -TERM $(tree "$child") 2>/dev/null' TERM INT
 start "$@"
 while :; do
+  # recorded here, not in start(): a restart asked for once the new child is recorded finds
+  # this loop at (or about to enter) `wait`, which its HUP interrupts
+  [ "$said" = "$gen" ] || { echo "$gen $child" >"$state" 2>/dev/null; said=$gen; }
+  if [ -n "$restart" ] && [ -z "$stopping" ]; then restart=; stop_child; start "$@"; continue; fi
   wait "$child"
   code=$?
   if alive "$child"; then
@@ -75,16 +90,18 @@ done
 # (read-only /tmp) there is nothing to wait on: give it a moment and trust the signal.
 RESTART = r"""# devloop: restart the supervised command
 state=__STATE__
-old=$(cat "$state" 2>/dev/null)
+old=
+read -r old 2>/dev/null <"$state"
 kill -HUP 1 || exit 1
 [ -n "$old" ] || { sleep 0.2; exit 0; }
-i=0
-while [ "$(cat "$state" 2>/dev/null)" = "$old" ]; do
+i=0 cur=$old
+while [ "$cur" = "$old" ]; do
   i=$((i + 1))
   [ "$i" -gt __TRIES__ ] && { echo "the supervisor did not restart the process" >&2; exit 1; }
-  sleep 0.01
+  sleep 0.002
+  read -r cur 2>/dev/null <"$state" || cur=
 done
-""".replace("__STATE__", STATE).replace("__TRIES__", str((GRACE_SECONDS + 20) * 100))
+""".replace("__STATE__", STATE).replace("__TRIES__", str((GRACE_SECONDS + 20) * 500))
 
 
 def wrap(argv: Sequence[str]) -> list[str]:

@@ -66,7 +66,6 @@ class Ack:
 
 
 @functools.cache
-@functools.cache
 def agent_script() -> str:
     """agent.sh without its comment lines and indentation: on Kubernetes the script travels
     in the exec URL's query (sh -c SCRIPT), and URL-encoded the commented file is 8.5 kB,
@@ -116,6 +115,36 @@ class Channel:
                 self._stream(payload, seq, timeout)
             ms = (time.perf_counter() - start) * 1000
             return Ack(seq, payload.size, ms, self.mode, self._warning)
+
+    def restart(self, timeout: float = 60.0) -> bool:
+        """Restart the supervised process through the open agent (a write, not a ~50 ms exec);
+        returns once the new process runs. False when this channel cannot (no long-lived agent,
+        the container is not supervised): restart it the runtime's way instead."""
+        with self._lock:
+            if self._per_batch:
+                return False
+            try:
+                if self._transport is None:
+                    self._transport = self._start(agent_argv())
+                self._seq += 1
+                self._transport.send(f"{self._seq} 0 0 restart\n".encode())
+                line = self._transport.readline(timeout).decode(errors="replace")
+            except StreamTimeout:
+                self._drop()
+                raise
+            except SyncError:
+                self._drop()
+                return False
+            status, _, rest = line.partition(" ")
+            got, _, message = rest.partition(" ")
+            if status == "ok" and got == str(self._seq):
+                return True
+            if status == "err" and got == str(self._seq):
+                if message.startswith("unsupervised"):
+                    return False
+                raise BatchFailed(f"restarting the process failed: {message.strip()}")
+            self._drop()
+            return False
 
     def warm(self) -> None:
         """Open the agent now, so the first edit does not pay for the exec (~50 ms)."""

@@ -68,9 +68,11 @@ class Payload:
         return len(self.deletes) + len(self.archive)
 
     def frame(self, seq: int) -> bytes:
-        """Header line `<seq> <delete_bytes> <tar_bytes>` followed by both sections."""
+        """Header line `<seq> <delete_bytes> <tar_bytes> - <delete_lines>` followed by both
+        sections (a short delete list is read line by line, without a `dd`)."""
+        lines = self.deletes.count(b"\n")
         return (
-            f"{seq} {len(self.deletes)} {len(self.archive)}\n".encode()
+            f"{seq} {len(self.deletes)} {len(self.archive)} - {lines}\n".encode()
             + self.deletes
             + self.archive
         )

@@ -55,6 +55,20 @@ class ChannelPool:
         ]
         return [f.result() for f in futures]
 
+    def restart(
+        self, service: str, instances: Sequence[Instance]
+    ) -> list[tuple[Instance, bool | SyncError]]:
+        """Restart the process of every instance through its channel, in parallel: True where
+        it restarted, False where the channel cannot (use the runtime), or the error."""
+        channels = self._channels(service, instances)
+        if len(channels) == 1:
+            return [_restart(instances[0], channels[0])]
+        futures = [
+            self._pool().submit(_restart, inst, ch)
+            for inst, ch in zip(instances, channels, strict=True)
+        ]
+        return [f.result() for f in futures]
+
     def warm(self, service: str, instances: Sequence[Instance]) -> list[Outcome]:
         """Open the channels of `service`'s containers ahead of the first edit, in parallel."""
         channels = self._channels(service, instances)
@@ -122,3 +136,10 @@ def _apply(inst: Instance, channel: Channel, payload: Payload, timeout: float) -
         return Outcome(inst, channel.apply(payload, timeout))
     except SyncError as exc:
         return Outcome(inst, None, exc)
+
+
+def _restart(inst: Instance, channel: Channel) -> tuple[Instance, bool | SyncError]:
+    try:
+        return inst, channel.restart()
+    except SyncError as exc:
+        return inst, exc

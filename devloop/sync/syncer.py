@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from devloop.errors import DevloopError
 from devloop.model.events import (
@@ -277,27 +278,58 @@ class Syncer:
     ) -> None:
         """The rules' `then`: restart the process in place, or run a command, in each container."""
         for then in sorted(thens, key=str):
-            for inst in instances:
-                try:
-                    if then == "restart":
-                        self._runtime.restart_process(inst)
-                        self._emit(
-                            Restarted(
-                                service=service,
-                                container=inst.name,
-                                ms=_since(first_seen, time.monotonic()),
-                            )
-                        )
-                    elif isinstance(then, tuple):
-                        self._exec(service, inst, then)
-                except DevloopError as exc:
-                    self._emit(Error(f"after sync in {inst.name}: {exc}", service))
+            if then == "restart":
+                self._restart(service, instances, first_seen)
+                continue
+            if isinstance(then, tuple):
+                self._exec_all(service, instances, then)
 
-    def _exec(self, service: str, inst: Instance, argv: tuple[str, ...]) -> None:
-        code, out = self._runtime.exec(inst, argv)
-        if code != 0:
-            tail = out.decode(errors="replace").strip()[-500:]
-            self._emit(Error(f"after-sync command {' '.join(argv)} exited {code}: {tail}", service))
+    def _restart(
+        self, service: str, instances: Sequence[Instance], first_seen: float | None
+    ) -> None:
+        """Through the open channels, all containers at once; the runtime's way (an exec, or
+        a container restart when unsupervised) where a channel cannot."""
+        if not instances:
+            return
+        for inst, done in self._pool.restart(service, instances):
+            try:
+                if isinstance(done, DevloopError):
+                    raise done
+                if not done:
+                    self._runtime.restart_process(inst)
+            except DevloopError as exc:
+                self._emit(Error(f"after sync in {inst.name}: {exc}", service))
+                continue
+            self._emit(
+                Restarted(
+                    service=service, container=inst.name, ms=_since(first_seen, time.monotonic())
+                )
+            )
+
+    def _exec_all(self, service: str, instances: Sequence[Instance], argv: tuple[str, ...]) -> None:
+        """The after-sync command in every container at once (an exec costs ~50 ms each)."""
+
+        def run(inst: Instance) -> tuple[int, bytes] | DevloopError:
+            try:
+                return self._runtime.exec(inst, argv)
+            except DevloopError as exc:
+                return exc
+
+        if len(instances) == 1:
+            results = [run(instances[0])]
+        else:
+            with ThreadPoolExecutor(len(instances), thread_name_prefix="devloop-then") as pool:
+                results = list(pool.map(run, instances))
+        for inst, result in zip(instances, results, strict=True):
+            if isinstance(result, DevloopError):
+                self._emit(Error(f"after sync in {inst.name}: {result}", service))
+                continue
+            code, out = result
+            if code != 0:
+                tail = out.decode(errors="replace").strip()[-500:]
+                self._emit(
+                    Error(f"after-sync command {' '.join(argv)} exited {code}: {tail}", service)
+                )
 
     def _cannot(self, service: str, error: SyncUnavailable) -> None:
         if service not in self._said:

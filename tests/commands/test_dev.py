@@ -284,3 +284,31 @@ def test_manual_trigger_keeps_edits_waiting(project: tuple[Path, str, int]) -> N
         assert not kinds & {"sync", "build_started", "deploy"}, kinds
     finally:
         assert dev.interrupt() == 130
+
+
+def test_an_after_sync_command_runs_in_every_replica(
+    project: tuple[Path, str, int], docker_client: docker.DockerClient
+) -> None:
+    root, name, port = project
+    config = CONFIG.format(name=name, port=port).replace(
+        "values: {probe_path: /index.html}", "values: {probe_path: /index.html, replicas: 2}"
+    )
+    config += '      - src: "hooks/**"\n        dest: /hooks\n'
+    config += "        then: {exec: \"sh -c 'cat /hooks/n >> /tmp/ran'\"}\n"
+    (root / "devloop.yaml").write_text(config)
+    (root / "app/hooks").mkdir()
+    dev = DevProcess(root)
+    try:
+        dev.wait_event("ready", service="web", timeout=180)
+        assert len(_containers(docker_client, name)) == 2
+        mark = dev.mark()
+        (root / "app/hooks/n").write_text("one\n")
+
+        def ran_everywhere() -> bool:
+            outs = [c.exec_run(["cat", "/tmp/ran"]) for c in _containers(docker_client, name)]
+            return all(o.exit_code == 0 and o.output == b"one\n" for o in outs)
+
+        eventually(ran_everywhere, 30, what="the command run once in each replica")
+        assert not [e for e in dev.events[mark:] if e.get("event") == "error"]
+    finally:
+        dev.interrupt()

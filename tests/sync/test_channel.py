@@ -12,6 +12,7 @@ import pytest
 
 from devloop.errors import SyncError
 from devloop.model.project import SyncRule
+from devloop.runtime import supervisor
 from devloop.runtime.base import Instance, StreamTimeout, Transport
 from devloop.runtime.docker.stream import DockerTransport, docker_exec
 from devloop.sync import payload as sync
@@ -229,3 +230,28 @@ def test_the_agent_fits_an_exec_url() -> None:
     script = agent_script()
     assert "#" not in "".join(line[:1] for line in script.splitlines())
     assert len(quote(script, safe="")) < 6 * 1024
+
+
+def test_a_restart_through_the_channel_restarts_the_supervised_process_each_time(
+    tmp_path: Path, boxes: Callable[..., Box]
+) -> None:
+    app = ["sh", "-c", "echo $$ >> /tmp/starts; exec sleep 3600"]
+    box = boxes(command=supervisor.wrap(app))
+    channel = box.channel()
+    channel.warm()
+    # back to back: each one returns once the new process runs, none waits out the grace period
+    assert [channel.restart(timeout=8) for _ in range(5)] == [True] * 5
+    starts = box.cat("/tmp/starts").split()
+    assert len(starts) == 6 and len(set(starts)) == 6
+    channel.apply(edit(tmp_path, "app/a.txt", "after the restarts"))  # the channel still works
+    assert box.cat("/srv/app/a.txt") == "after the restarts"
+
+
+def test_an_unsupervised_container_is_left_to_the_runtime_to_restart(
+    tmp_path: Path, boxes: Callable[..., Box]
+) -> None:
+    box = boxes()
+    channel = box.channel()
+    assert channel.restart() is False
+    channel.apply(edit(tmp_path, "app/a.txt", "still syncing"))
+    assert box.cat("/srv/app/a.txt") == "still syncing"

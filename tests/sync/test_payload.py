@@ -54,7 +54,7 @@ def test_changed_files_map_under_dest_with_modes_and_content(tmp_path: Path) -> 
     # files are written in place where a regular file is (anything else there goes first)
     listing = b"?/srv/app/bin\n=/srv/app/bin/run.sh\n=/srv/app/main.py\n"
     assert payload.deletes == listing
-    header = f"7 {len(listing)} {len(payload.archive)}\n".encode()
+    header = f"7 {len(listing)} {len(payload.archive)} - 3\n".encode()
     assert payload.frame(7).startswith(header + listing)
 
 
@@ -182,7 +182,7 @@ def test_a_plan_with_two_rules_copies_one_file_to_both_places(tmp_path: Path) ->
 
 def test_an_empty_batch_encodes_to_an_empty_frame(tmp_path: Path) -> None:
     payload = sync.encode(sync.Batch({}, (), str(tmp_path)))
-    assert payload.frame(1) == b"1 0 0\n"
+    assert payload.frame(1) == b"1 0 0 - 0\n"
 
 
 def test_an_unreadable_file_is_skipped_with_one_warning_and_the_rest_syncs() -> None:
