@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -281,3 +282,59 @@ def test_local_api_serves_the_frontend_and_ctrl_c_restores_the_original(
     relays = docker_client.containers.list(all=True, filters={"label": LABEL_RELAY})
     assert not [c for c in relays if c.labels.get("app.kubernetes.io/part-of") == name]
     assert f"# devloop {name} pid" not in Path("/etc/hosts").read_text()
+
+
+@pytest.mark.docker
+def test_the_dashboard_shows_the_intercept_and_counts_relayed_connections(
+    shop: tuple[Path, str, int],
+) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    chromium = "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        pytest.skip(f"no {chromium} (apt-get install chromium; .ci/install.sh does)")
+    directory, _, web_port = shop
+    dev = Dev(directory, "--local", "api", "--env-urls", "--no-hosts")
+    started = dev.wait_for("intercept_started")
+    (board,) = [e for e in dev.seen if e["event"] == "dashboard"]
+    profile = tempfile.mkdtemp(prefix="devloop-i18-chromium-")
+    try:
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch_persistent_context(
+                profile,
+                executable_path=chromium,
+                headless=True,
+                args=[
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                ],
+            )
+            try:
+                page = browser.new_page()
+                page.goto(board["url"])
+                state = '#services tr[data-service="api"] td.state'
+                page.wait_for_function(
+                    "([sel, pid]) => (document.querySelector(sel)?.textContent || '')"
+                    ".includes(`local pid ${pid}`)",
+                    arg=[state, started["pid"]],
+                    timeout=30_000,
+                )
+                assert _get(f"http://127.0.0.1:{web_port}/")["api"]["local"] is True
+                page.wait_for_function(
+                    "(sel) => /[1-9]\\d* relayed/.test(document.querySelector(sel)?.textContent"
+                    " || '')",
+                    arg=state,
+                    timeout=30_000,
+                )
+                logs = page.inner_text("#logs")
+                assert f"local pid {started['pid']}" in logs
+            finally:
+                browser.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+        assert dev.interrupt() == 130, dev.err

@@ -22,7 +22,7 @@
   function service(name) {
     if (!services.has(name)) {
       services.set(name, { name, state: "pending", image: "", replicas: null, urls: [],
-        sync: null, restarts: 0, error: "", pending: 0, deploying: false, crashes: [] });
+        sync: null, restarts: 0, error: "", pending: 0, deploying: false, crashes: [], local: null });
       const opt = el("option", { value: name, textContent: name });
       $("#log-service").append(opt);
     }
@@ -159,6 +159,16 @@
       case "pending":
         svc.pending = ev.files;
         break;
+      case "intercept_started":
+        // `dev --local`: the service runs on this machine, the relay took its place
+        svc.local = { pid: ev.pid, command: ev.command, header: ev.header, ports: ev.ports, relayed: 0 };
+        break;
+      case "intercept_relayed":
+        if (svc.local) svc.local.relayed = ev.total;
+        break;
+      case "intercept_ended":
+        svc.local = null;
+        break;
     }
     addLine(ev);
   }
@@ -182,6 +192,9 @@
       case "paused": return `paused: ${ev.files} changed file(s) kept until resume`;
       case "resumed": return `resumed: ${ev.files} changed file(s) kept while paused`;
       case "dashboard": return `dashboard ${ev.url}`;
+      case "intercept_started": return `local pid ${ev.pid}: ${ev.command}; receives ${ev.header ? `requests with ${ev.header} (HTTP/1.x)` : "all its traffic"} on ${ev.ports.join(", ")}`;
+      case "intercept_relayed": return `relayed connection ${ev.total} on port ${ev.port}`;
+      case "intercept_ended": return `intercept ended: ${ev.relayed} connection(s) relayed${ev.failed ? `, ${ev.failed} failed` : ""}; the original serves again`;
       default: return ev.message || ev.event;
     }
   }
@@ -227,7 +240,8 @@
   const PARTS = { rows: drawRows, timeline: drawTimeline, builds: drawBuilds };
   const AFFECTS = { changes: ["timeline"], request: ["timeline"], build_step: ["builds"],
     build_started: ["rows", "builds"], build_done: ["rows", "builds", "timeline"],
-    build_skipped: ["rows", "builds"], error: ["rows", "builds"] };
+    build_skipped: ["rows", "builds"], error: ["rows", "builds"], intercept_relayed: ["rows"],
+    intercept_started: ["rows"], intercept_ended: ["rows"] };
   const dirty = new Set();
   function later(ev) {
     if (ev.event === "log") return;
@@ -254,7 +268,8 @@
       tr.append(
         el("td", { className: "name", textContent: s.name }),
         el("td", { className: `state ${s.state}`, textContent: s.state +
-          (s.pending ? ` (${s.pending} waiting)` : "") + (paused ? " (paused)" : "") }),
+          (s.pending ? ` (${s.pending} waiting)` : "") + (paused ? " (paused)" : "") +
+          (s.local ? ` · local pid ${s.local.pid}${s.local.header ? ` (${s.local.header})` : ""}, ${s.local.relayed} relayed` : "") }),
         el("td", { className: "image", textContent: s.image }),
         el("td", { className: "replicas", textContent: s.replicas == null ? "" : String(s.replicas) }),
         urls,
