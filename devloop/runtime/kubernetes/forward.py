@@ -89,18 +89,21 @@ class PortForward:
             pod = self._pick()
             if pod is not None:
                 try:
-                    forward = portforward(
-                        self._rest.fresh_core().connect_get_namespaced_pod_portforward,
-                        pod,
-                        self._namespace,
-                        ports=str(self._remote),
-                    )
-                    return forward, forward.socket(self._remote)
+                    return open_port(self._rest, self._namespace, pod, self._remote)
                 except (ApiException, OSError, ValueError):
                     pass  # the pod went between picking and connecting: pick again
             self._stop.wait(delay)
             delay = min(delay * 2, BACKOFF_MAX)
         return None
+
+
+def open_port(rest: Rest, namespace: str, pod: str, port: int) -> tuple[Any, socket.socket]:
+    """A port-forward stream to `port` of `pod` and its local socket (closed, with the stream's
+    `error(port)` set, when the pod refuses the connection)."""
+    forward = portforward(
+        rest.fresh_core().connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port)
+    )
+    return forward, forward.socket(port)
 
 
 def _pump(a: socket.socket, b: socket.socket, stop: threading.Event) -> None:

@@ -4,6 +4,7 @@ port-forwards."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Collection, Sequence
 
 import docker
@@ -20,6 +21,7 @@ from devloop.runtime.kubernetes.client import Cluster, connect
 from devloop.runtime.kubernetes.forward import PortForward
 from devloop.runtime.kubernetes.images import ClusterImages
 from devloop.runtime.kubernetes.kinds import Kinds
+from devloop.runtime.kubernetes.listening import wait_listening
 from devloop.runtime.kubernetes.logs import LogFollowers
 from devloop.runtime.kubernetes.pods import (
     instance,
@@ -111,7 +113,19 @@ class KubernetesRuntime:
     ) -> None:
         with self._lock:
             workloads = {s: list(self._workloads.get(s, [])) for s in services}
+        start = time.monotonic()
         self._rollout.wait(workloads, timeout, cancel)
+        if cancel is not None and cancel.is_set():
+            return
+        wait_listening(
+            self._rest,
+            self._namespace,
+            lambda s: service_pods(self._rest, self._namespace, self.project.name, s),
+            [s for s, refs in workloads.items() if refs],
+            timeout - (time.monotonic() - start),
+            timeout,
+            cancel,
+        )
 
     # -- containers ------------------------------------------------------------
 
