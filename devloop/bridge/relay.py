@@ -22,8 +22,10 @@ from collections.abc import Awaitable, Callable
 
 HELLO = b"DEVLOOP-TUNNEL 1\n"
 IDLE = b"IDLE\n"  # the relay's answer: the tunnel waits in its pool
+OK = b"OK\n"  # devloop's answer to CONN: connected to the local process, bytes may flow
 HEAD_LIMIT = 65536
 WAIT_FOR_TUNNEL = 15.0
+ANSWER_TIMEOUT = 12.0  # devloop's connect to the local process times out after 10 s
 Pair = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
@@ -55,11 +57,11 @@ class Relay:
                 head = await _read_head(reader)
                 to_local = matches(head, self.header)
             if to_local:
-                peer = await self._tunnel(port)
+                peer = await self._handoff(port)
                 if peer is None:
                     writer.close()
                     return
-                peer[1].write(f"CONN {port}\n".encode() + head)
+                peer[1].write(head)
                 self.relayed += 1
             else:
                 peer = await asyncio.open_connection(self.original, port)
@@ -68,6 +70,24 @@ class Relay:
             writer.close()
             return
         await asyncio.gather(_pump(reader, peer[1]), _pump(peer[0], writer))
+
+    async def _handoff(self, port: int) -> Pair | None:
+        """A tunnel whose devloop end has connected to the local process. A pooled tunnel can be
+        dead without a FIN having arrived (a port-forward stream that went away): the CONN then
+        gets no OK, and the next tunnel is tried rather than closing the client unanswered."""
+        while (peer := await self._tunnel(port)) is not None:
+            peer[1].write(f"CONN {port}\n".encode())
+            try:
+                await peer[1].drain()
+                answer = await asyncio.wait_for(peer[0].readline(), ANSWER_TIMEOUT)
+            except (OSError, TimeoutError, asyncio.IncompleteReadError):
+                answer = b""
+            if answer == OK:
+                return peer
+            peer[1].close()
+            if answer:  # devloop answered: the local process refused, another tunnel would too
+                return None
+        return None
 
     async def _tunnel(self, port: int) -> Pair | None:
         """An idle tunnel that is still open (devloop may have gone), waiting a while for one."""

@@ -2,7 +2,7 @@
 
 devloop keeps `idle` connections open to the relay's control port. When the relay hands one a
 client (``CONN <port>``), devloop opens a fresh idle one, connects to the local process on that
-port and splices the two.
+port, answers ``OK`` (``FAIL`` when the local process refused) and splices the two.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-from devloop.bridge.relay import HELLO, IDLE
+from devloop.bridge.relay import HELLO, IDLE, OK
 from devloop.bridge.splice import splice
 
 Dial = Callable[[], socket.socket]
@@ -85,7 +85,14 @@ class Tunnel:
         except OSError as exc:
             self.failed += 1
             self._on_error(f"connecting to the local process on port {port} failed: {exc}")
+            with contextlib.suppress(OSError):
+                conn.sendall(b"FAIL\n")
             self._forget(conn)
+            return
+        try:
+            conn.sendall(OK)  # the relay sends the client's bytes only now
+        except OSError:
+            self._forget(conn, local)  # the relay tries another tunnel
             return
         with self._lock:
             self.relayed += 1

@@ -161,17 +161,34 @@ def _specs(ns: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return dep, svc
 
 
+def _applied_specs(ns: str, timeout: float = 600) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Deployment's and Service's specs, the first moment both exist."""
+    from kubernetes.client.exceptions import ApiException
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            return _specs(ns)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        time.sleep(0.05)
+    raise AssertionError("the api Deployment and Service never appeared")
+
+
 def test_local_api_on_kubernetes(shop: tuple[Path, str, int, str]) -> None:
     directory, _name, web_port, ns = shop
     dev = Dev(directory, "--keep", "--local", "api", "--env-urls")
-    dev.wait_for("ready", timeout=600)
-    dep_before, svc_before = _specs(ns)
-    started = dev.wait_for("intercept_started", timeout=300)
+    # the spec as devloop applied it, read as soon as it exists: the intercept starts right
+    # after the services are ready and scales the Deployment down
+    dep_before, svc_before = _applied_specs(ns)
+    started = dev.wait_for("intercept_started", timeout=600)
     assert dep_before["replicas"] == 1
     frontend = f"http://127.0.0.1:{web_port}/"
-    _eventually(lambda: _get(frontend)["api"].get("local") is True)
-    body = _get(frontend)
-    assert body["api"] == {"service": "api", "local": True, "greeting": "from the pod's env"}
+    # (until the scaled-down pod has left the Service's endpoints, a call may still reach it
+    # and fail: the frontend answers 502 then)
+    local = {"service": "api", "local": True, "greeting": "from the pod's env"}
+    _eventually(lambda: _get(frontend)["api"] == local)
     api_port = started["ports"][0]
     assert _get(f"http://127.0.0.1:{api_port}/peer") == {"peer": {"status": "ok"}}
     assert dev.interrupt() == 130, dev.err
