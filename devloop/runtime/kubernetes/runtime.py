@@ -75,9 +75,12 @@ class KubernetesRuntime:
         self._pods = PodWatch(self._rest, self._namespace, project_labels(project.name))
         self._lock = threading.Lock()
         self._stops: list[threading.Event] = []  # what ends the background work close() must end
-        # importing the client's CoreV1Api takes about a second: do it while the images build,
-        # not on the first sync
-        threading.Thread(target=_warm_up, name="devloop-kube-import", daemon=True).start()
+        # importing the client's CoreV1Api takes about a second: in `dev`, do it while the images
+        # build, not on the first sync. Not a daemon: a process that exits while a daemon thread
+        # is inside pydantic-core's Rust code (the client's models) aborts ("FATAL: exception not
+        # rethrown", seen with `delete`), so exit waits for the import to end instead.
+        if dev:
+            threading.Thread(target=_warm_up, name="devloop-kube-import").start()
 
     @property
     def context(self) -> str:
