@@ -276,8 +276,11 @@ def test_new_directory_is_watched(project: Project, running: Running) -> None:
     (root / "web/app/pkg/sub").mkdir(parents=True)
     (root / "web/app/pkg/sub/a.py").write_text("a")
     (root / "web/app/pkg/b.py").write_text("b")
-    _, seen = running.collect({"web/app/pkg/sub/a.py", "web/app/pkg/b.py"}, root)
-    assert seen["web/app/pkg/sub/a.py"] == "added"
+    got, _ = running.collect({"web/app/pkg/sub/a.py", "web/app/pkg/b.py"}, root)
+    # its first report is "added" (found by the new directory's scan); the write's own
+    # CLOSE_WRITE may still arrive in a later batch, as a modification of what was reported
+    first = next(c.kind for b in got for c in b if c.path == root / "web/app/pkg/sub/a.py")
+    assert first == "added"
     assert running.watcher.watches == 9
     time.sleep(0.2)
     (root / "web/app/pkg/sub/c.py").write_text("c")
