@@ -118,9 +118,11 @@ def _port_forward(kubectl: list[str], ns: str) -> None:
     """`kubectl port-forward` serves the pod's port, and names a port nothing listens on."""
     from tests.devproc import eventually, free_port, http_get
 
-    port = free_port()
+    port, refused = free_port(), free_port()
+    while refused == port:
+        refused = free_port()
     proc = subprocess.Popen(
-        [*kubectl, "port-forward", "deployment/web", f"{port}:8080", f"{port + 1}:8081"],
+        [*kubectl, "port-forward", "deployment/web", f"{port}:8080", f"{refused}:8081"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -128,8 +130,15 @@ def _port_forward(kubectl: list[str], ns: str) -> None:
     reader: threading.Thread | None = None
     try:
         assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert f"Forwarding from 127.0.0.1:{port} -> 8080" in line, line + proc.stderr.read()
+        # kubectl prints each listener as it opens it: wait for the last one (the second
+        # port's listener may open a moment after the first line; a connection before that
+        # is refused by the laptop, and kubectl never hears of it)
+        seen = ""
+        while f"Forwarding from 127.0.0.1:{refused} -> 8081" not in seen:
+            line = proc.stdout.readline()
+            assert line, seen + proc.stderr.read()
+            seen += line
+        assert f"Forwarding from 127.0.0.1:{port} -> 8080" in seen, seen
         for _ in range(3):  # one connection each: streams are paired per request
             assert http_get(f"http://127.0.0.1:{port}/index.html") == (200, f"hello-{ns}\n")
         errors: list[str] = []
@@ -141,7 +150,7 @@ def _port_forward(kubectl: list[str], ns: str) -> None:
 
         reader = threading.Thread(target=collect, daemon=True)
         reader.start()
-        assert http_get(f"http://127.0.0.1:{port + 1}/index.html")[0] == 0  # refused in the pod
+        assert http_get(f"http://127.0.0.1:{refused}/index.html")[0] == 0  # refused in the pod
         # kubectl reports the error stream's message (and, some versions, ends)
         eventually(
             lambda: any("connect: connection refused" in line for line in errors),
